@@ -1,0 +1,1 @@
+"""One module per endpoint: the protocol logic, free of HTTP."""

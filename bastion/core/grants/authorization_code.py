@@ -1,0 +1,71 @@
+"""The authorization code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
+
+A code is redeemed once. A second redemption is treated as an attack: the grant, and with it
+every token issued from the first redemption, is revoked (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..claims import user_claims
+from ..errors import InvalidGrant, InvalidRequest
+from ..models import Client
+from ..pkce import verify_pkce
+from ..provider import Provider
+from ..scopes import format_scope
+from ..secrets import hash_secret
+from ..tokens import issue_access_token, issue_id_token
+
+__all__ = ["GRANT_TYPE", "PARAMETERS", "handle"]
+
+GRANT_TYPE = "authorization_code"
+PARAMETERS = frozenset({"code", "redirect_uri", "code_verifier"})
+
+
+async def handle(provider: Provider, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+    code_value = params.get("code")
+    if not code_value:
+        raise InvalidRequest("code is required")
+    if not params.get("redirect_uri"):
+        raise InvalidRequest("redirect_uri is required")
+    store, now = provider.store, provider.now()
+    code = await store.get_authorization_code(hash_secret(code_value))
+    if code is None or code.client_id != client.client_id:
+        raise InvalidGrant("The authorization code is invalid")
+    if code.consumed_at is not None:
+        await store.revoke_grant(code.grant_id, now)
+        raise InvalidGrant("The authorization code was already used", detail=f"code reuse, grant {code.grant_id}")
+    if code.expires_at <= now:
+        raise InvalidGrant("The authorization code expired")
+    if params["redirect_uri"] != code.redirect_uri:
+        raise InvalidGrant("redirect_uri does not match the authorization request")
+    verify_pkce(params.get("code_verifier"), code.code_challenge)
+    if not await store.consume_authorization_code(code.code_hash, now):
+        # Lost a race with another redemption of the same code: same treatment as reuse.
+        await store.revoke_grant(code.grant_id, now)
+        raise InvalidGrant("The authorization code was already used", detail=f"code race, grant {code.grant_id}")
+    user = await store.get_user(code.user_id)
+    if user is None:
+        await store.revoke_grant(code.grant_id, now)
+        raise InvalidGrant("The user no longer exists")
+
+    access = issue_access_token(provider, client=client, subject=user.id, scope=code.scope,
+                                grant_id=code.grant_id, auth_time=code.auth_time,
+                                userinfo_claims=(code.claims or {}).get("userinfo", {}).keys())
+    await store.record_access_token(access.record)
+    response: dict[str, Any] = {
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.expires_in,
+        "scope": format_scope(code.scope),
+    }
+    if "openid" in code.scope:
+        requested = (code.claims or {}).get("id_token")
+        response["id_token"] = issue_id_token(
+            provider, client=client, user=user, auth_time=code.auth_time, nonce=code.nonce,
+            access_token=access.token, acr=code.acr, amr=code.amr,
+            extra_claims={k: v for k, v in user_claims(user, (), requested).items() if k != "sub"},
+        )
+    return response

@@ -1,0 +1,316 @@
+"""`Store` on SQLAlchemy Core (async): one implementation for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ...core.keys import StoredKey
+from ...core.models import (
+    AccessTokenRecord,
+    AuthorizationCode,
+    BrowserSession,
+    Client,
+    Consent,
+    Grant,
+    Interaction,
+    User,
+)
+from ...core.scopes import format_scope, parse_scope
+from ..base import DuplicateError
+from . import tables as t
+
+__all__ = ["SQLStore", "create_engine", "create_store"]
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers run beside the single writer; busy_timeout queues writers instead of failing.
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def create_store(url: str) -> SQLStore:
+    return SQLStore(create_engine(url))
+
+
+def _client(row: sa.Row[Any]) -> Client:
+    return Client(
+        client_id=row.client_id, client_name=row.client_name, secret_hash=row.secret_hash,
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        redirect_uris=tuple(row.redirect_uris), post_logout_redirect_uris=tuple(row.post_logout_redirect_uris),
+        grant_types=tuple(row.grant_types), scope=parse_scope(row.scope),
+        application_type=row.application_type, id_token_signed_response_alg=row.id_token_signed_response_alg,
+        created_at=row.created_at,
+    )
+
+
+def _user(row: sa.Row[Any]) -> User:
+    return User(id=row.id, username=row.username, password_hash=row.password_hash, claims=dict(row.claims),
+                created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _interaction(row: sa.Row[Any]) -> Interaction:
+    return Interaction(uid=row.uid, binding_hash=row.binding_hash, request=dict(row.request),
+                       created_at=row.created_at, expires_at=row.expires_at, login_at=row.login_at,
+                       consent_given=bool(row.consent_given))
+
+
+def _code(row: sa.Row[Any]) -> AuthorizationCode:
+    return AuthorizationCode(
+        code_hash=row.code_hash, grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id,
+        redirect_uri=row.redirect_uri, code_challenge=row.code_challenge, scope=parse_scope(row.scope),
+        nonce=row.nonce, claims=row.claims, acr=row.acr, amr=tuple(row.amr), session_id=row.session_id,
+        auth_time=row.auth_time, expires_at=row.expires_at, consumed_at=row.consumed_at,
+    )
+
+
+class SQLStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def _one(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
+        async with self.engine.connect() as conn:
+            row: sa.Row[Any] | None = (await conn.execute(query)).first()
+            return row
+
+    async def _all(self, query: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+        async with self.engine.connect() as conn:
+            rows: Sequence[sa.Row[Any]] = (await conn.execute(query)).all()
+            return rows
+
+    async def _write(self, *statements: sa.Executable) -> int:
+        """Run statements in one transaction; the rowcount of the first."""
+        async with self.engine.begin() as conn:
+            first = await conn.execute(statements[0])
+            for statement in statements[1:]:
+                await conn.execute(statement)
+            return int(first.rowcount)
+
+    # Clients
+    async def get_client(self, client_id: str) -> Client | None:
+        row = await self._one(sa.select(t.clients).where(t.clients.c.client_id == client_id))
+        return _client(row) if row else None
+
+    async def create_client(self, client: Client) -> None:
+        values = {
+            "client_id": client.client_id, "client_name": client.client_name, "secret_hash": client.secret_hash,
+            "token_endpoint_auth_method": client.token_endpoint_auth_method,
+            "redirect_uris": list(client.redirect_uris),
+            "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+            "grant_types": list(client.grant_types), "scope": format_scope(client.scope),
+            "application_type": client.application_type,
+            "id_token_signed_response_alg": client.id_token_signed_response_alg, "created_at": client.created_at,
+        }
+        try:
+            await self._write(sa.insert(t.clients).values(values))
+        except IntegrityError as exc:
+            raise DuplicateError(f"client {client.client_id!r} already exists") from exc
+
+    async def list_clients(self) -> Sequence[Client]:
+        return [_client(r) for r in await self._all(sa.select(t.clients).order_by(t.clients.c.client_id))]
+
+    async def delete_client(self, client_id: str, now: datetime) -> bool:
+        # Deleting a client revokes everything it was granted, in the same transaction.
+        return bool(await self._write(
+            sa.delete(t.clients).where(t.clients.c.client_id == client_id),
+            sa.update(t.grants).where(t.grants.c.client_id == client_id, t.grants.c.revoked_at.is_(None))
+            .values(revoked_at=now),
+            sa.delete(t.consents).where(t.consents.c.client_id == client_id),
+        ))
+
+    # Users
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._one(sa.select(t.users).where(t.users.c.id == user_id))
+        return _user(row) if row else None
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        row = await self._one(sa.select(t.users).where(t.users.c.username == username))
+        return _user(row) if row else None
+
+    async def create_user(self, user: User) -> None:
+        try:
+            await self._write(sa.insert(t.users).values(
+                id=user.id, username=user.username, password_hash=user.password_hash, claims=user.claims,
+                created_at=user.created_at, updated_at=user.updated_at or user.created_at,
+            ))
+        except IntegrityError as exc:
+            raise DuplicateError(f"user {user.username!r} already exists") from exc
+
+    async def list_users(self) -> Sequence[User]:
+        return [_user(r) for r in await self._all(sa.select(t.users).order_by(t.users.c.username))]
+
+    async def delete_user(self, user_id: str, now: datetime) -> bool:
+        return bool(await self._write(
+            sa.delete(t.users).where(t.users.c.id == user_id),
+            sa.update(t.grants).where(t.grants.c.user_id == user_id, t.grants.c.revoked_at.is_(None))
+            .values(revoked_at=now),
+            sa.delete(t.sessions).where(t.sessions.c.user_id == user_id),
+            sa.delete(t.consents).where(t.consents.c.user_id == user_id),
+        ))
+
+    # Signing keys
+    async def list_keys(self, now: datetime) -> Sequence[StoredKey]:
+        rows = await self._all(
+            sa.select(t.signing_keys)
+            .where(sa.or_(t.signing_keys.c.retire_at.is_(None), t.signing_keys.c.retire_at > now))
+            .order_by(t.signing_keys.c.created_at)
+        )
+        return [StoredKey(r.kid, r.alg, r.encrypted_private_key, r.created_at, r.retire_at) for r in rows]
+
+    async def add_key(self, key: StoredKey, retire_others_at: datetime | None) -> None:
+        statements: list[sa.Executable] = [sa.insert(t.signing_keys).values(
+            kid=key.kid, alg=key.alg, encrypted_private_key=key.encrypted_private_key,
+            created_at=key.created_at, retire_at=key.retire_at,
+        )]
+        if retire_others_at is not None:
+            statements.append(
+                sa.update(t.signing_keys)
+                .where(t.signing_keys.c.alg == key.alg, t.signing_keys.c.kid != key.kid,
+                       t.signing_keys.c.retire_at.is_(None))
+                .values(retire_at=retire_others_at)
+            )
+        await self._write(*statements)
+
+    # Browser sessions and interactions
+    async def create_session(self, session: BrowserSession) -> None:
+        await self._write(sa.insert(t.sessions).values(
+            session_hash=session.session_hash, user_id=session.user_id, auth_time=session.auth_time,
+            amr=list(session.amr), expires_at=session.expires_at,
+        ))
+
+    async def get_session(self, session_hash: str, now: datetime) -> BrowserSession | None:
+        row = await self._one(sa.select(t.sessions).where(
+            t.sessions.c.session_hash == session_hash, t.sessions.c.expires_at > now))
+        if row is None:
+            return None
+        return BrowserSession(row.session_hash, row.user_id, row.auth_time, row.expires_at, tuple(row.amr))
+
+    async def delete_session(self, session_hash: str) -> None:
+        await self._write(sa.delete(t.sessions).where(t.sessions.c.session_hash == session_hash))
+
+    async def create_interaction(self, interaction: Interaction) -> None:
+        await self._write(sa.insert(t.interactions).values(
+            uid=interaction.uid, binding_hash=interaction.binding_hash, request=interaction.request,
+            created_at=interaction.created_at, expires_at=interaction.expires_at, login_at=interaction.login_at,
+            consent_given=interaction.consent_given, consumed=False,
+        ))
+
+    async def get_interaction(self, uid: str, now: datetime) -> Interaction | None:
+        row = await self._one(sa.select(t.interactions).where(
+            t.interactions.c.uid == uid, t.interactions.c.expires_at > now, t.interactions.c.consumed.is_(False)))
+        return _interaction(row) if row else None
+
+    async def update_interaction(self, uid: str, *, login_at: datetime | None = None,
+                                 consent_given: bool | None = None) -> None:
+        values: dict[str, Any] = {}
+        if login_at is not None:
+            values["login_at"] = login_at
+        if consent_given is not None:
+            values["consent_given"] = consent_given
+        if values:
+            await self._write(sa.update(t.interactions).where(t.interactions.c.uid == uid).values(values))
+
+    async def consume_interaction(self, uid: str) -> bool:
+        return bool(await self._write(
+            sa.update(t.interactions)
+            .where(t.interactions.c.uid == uid, t.interactions.c.consumed.is_(False)).values(consumed=True)
+        ))
+
+    # Consent
+    async def get_consent(self, user_id: str, client_id: str) -> Consent | None:
+        row = await self._one(sa.select(t.consents).where(
+            t.consents.c.user_id == user_id, t.consents.c.client_id == client_id))
+        return Consent(row.user_id, row.client_id, parse_scope(row.scope), row.granted_at) if row else None
+
+    async def save_consent(self, consent: Consent) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(t.consents).where(
+                t.consents.c.user_id == consent.user_id, t.consents.c.client_id == consent.client_id))
+            await conn.execute(sa.insert(t.consents).values(
+                user_id=consent.user_id, client_id=consent.client_id, scope=format_scope(consent.scope),
+                granted_at=consent.granted_at))
+
+    # Grants, codes, tokens
+    async def create_grant(self, grant: Grant) -> None:
+        await self._write(sa.insert(t.grants).values(
+            grant_id=grant.grant_id, client_id=grant.client_id, user_id=grant.user_id,
+            scope=format_scope(grant.scope), created_at=grant.created_at, revoked_at=grant.revoked_at))
+
+    async def revoke_grant(self, grant_id: str, now: datetime) -> None:
+        await self._write(
+            sa.update(t.grants).where(t.grants.c.grant_id == grant_id, t.grants.c.revoked_at.is_(None))
+            .values(revoked_at=now),
+            sa.update(t.access_tokens)
+            .where(t.access_tokens.c.grant_id == grant_id, t.access_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now),
+        )
+
+    async def save_authorization_code(self, code: AuthorizationCode) -> None:
+        await self._write(sa.insert(t.authorization_codes).values(
+            code_hash=code.code_hash, grant_id=code.grant_id, client_id=code.client_id, user_id=code.user_id,
+            redirect_uri=code.redirect_uri, code_challenge=code.code_challenge, scope=format_scope(code.scope),
+            nonce=code.nonce, claims=code.claims, acr=code.acr, amr=list(code.amr), session_id=code.session_id,
+            auth_time=code.auth_time, expires_at=code.expires_at, consumed_at=None,
+        ))
+
+    async def get_authorization_code(self, code_hash: str) -> AuthorizationCode | None:
+        row = await self._one(sa.select(t.authorization_codes).where(t.authorization_codes.c.code_hash == code_hash))
+        return _code(row) if row else None
+
+    async def consume_authorization_code(self, code_hash: str, now: datetime) -> bool:
+        return bool(await self._write(
+            sa.update(t.authorization_codes)
+            .where(t.authorization_codes.c.code_hash == code_hash, t.authorization_codes.c.consumed_at.is_(None))
+            .values(consumed_at=now)
+        ))
+
+    async def record_access_token(self, token: AccessTokenRecord) -> None:
+        await self._write(sa.insert(t.access_tokens).values(
+            jti=token.jti, grant_id=token.grant_id, client_id=token.client_id, user_id=token.user_id,
+            scope=format_scope(token.scope), expires_at=token.expires_at, revoked_at=token.revoked_at,
+            userinfo_claims=list(token.userinfo_claims)))
+
+    async def get_active_access_token(self, jti: str, now: datetime) -> AccessTokenRecord | None:
+        at, g = t.access_tokens, t.grants
+        row = await self._one(
+            sa.select(at)
+            .select_from(at.outerjoin(g, g.c.grant_id == at.c.grant_id))
+            .where(at.c.jti == jti, at.c.expires_at > now, at.c.revoked_at.is_(None), g.c.revoked_at.is_(None))
+        )
+        if row is None:
+            return None
+        return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id,
+                                 scope=parse_scope(row.scope), expires_at=row.expires_at,
+                                 userinfo_claims=tuple(row.userinfo_claims))
+
+    async def delete_expired(self, now: datetime) -> int:
+        async with self.engine.begin() as conn:
+            count = 0
+            for table in (t.sessions, t.interactions, t.authorization_codes, t.access_tokens):
+                result = await conn.execute(sa.delete(table).where(table.c.expires_at <= now))
+                count += int(result.rowcount)
+            return count

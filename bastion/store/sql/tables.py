@@ -1,0 +1,137 @@
+"""Table definitions. Schema changes go through Alembic migrations (`bastion db upgrade`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stored as naive UTC in every database, returned timezone-aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # defensive: SQLite without declared type affinity
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+clients = sa.Table(
+    "clients", metadata,
+    sa.Column("client_id", sa.String(255), primary_key=True),
+    sa.Column("client_name", sa.String(255), nullable=False),
+    sa.Column("secret_hash", sa.String(64)),
+    sa.Column("token_endpoint_auth_method", sa.String(40), nullable=False),
+    sa.Column("redirect_uris", sa.JSON, nullable=False),
+    sa.Column("post_logout_redirect_uris", sa.JSON, nullable=False),
+    sa.Column("grant_types", sa.JSON, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("application_type", sa.String(10), nullable=False),
+    sa.Column("id_token_signed_response_alg", sa.String(10), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(255), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("claims", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+signing_keys = sa.Table(
+    "signing_keys", metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("alg", sa.String(10), nullable=False),
+    sa.Column("encrypted_private_key", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("retire_at", UTCDateTime),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), nullable=False, index=True),
+    sa.Column("auth_time", UTCDateTime, nullable=False),
+    sa.Column("amr", sa.JSON, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+interactions = sa.Table(
+    "interactions", metadata,
+    sa.Column("uid", sa.String(64), primary_key=True),
+    sa.Column("binding_hash", sa.String(64), nullable=False),
+    sa.Column("request", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("login_at", UTCDateTime),
+    sa.Column("consent_given", sa.Boolean, nullable=False, default=False),
+    sa.Column("consumed", sa.Boolean, nullable=False, default=False),
+)
+
+consents = sa.Table(
+    "consents", metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(255), primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("granted_at", UTCDateTime, nullable=False),
+)
+
+grants = sa.Table(
+    "grants", metadata,
+    sa.Column("grant_id", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(255), nullable=False, index=True),
+    sa.Column("user_id", sa.String(64), nullable=False, index=True),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+)
+
+authorization_codes = sa.Table(
+    "authorization_codes", metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("grant_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("code_challenge", sa.String(64), nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("nonce", sa.Text),
+    sa.Column("claims", sa.JSON),
+    sa.Column("acr", sa.String(255)),
+    sa.Column("amr", sa.JSON, nullable=False),
+    sa.Column("session_id", sa.String(64)),
+    sa.Column("auth_time", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("consumed_at", UTCDateTime),
+)
+
+access_tokens = sa.Table(
+    "access_tokens", metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("grant_id", sa.String(64), index=True),
+    sa.Column("client_id", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.String(64)),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("userinfo_claims", sa.JSON, nullable=False),
+)

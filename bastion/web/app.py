@@ -1,0 +1,106 @@
+"""The ASGI application: the whole route table in one place (node oidc-provider's initialize_app)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..config import Settings
+from ..core.keyring import load_keys
+from ..core.provider import Provider, utcnow
+from ..store.sql import create_store
+from ..store.sql.migrate import check_schema_current
+from . import endpoints, interaction, logout
+from .http import json_response
+from .render import error_page, page
+
+__all__ = ["build_provider", "create_app"]
+
+log = logging.getLogger("bastion")
+
+
+async def build_provider(settings: Settings) -> Provider:
+    """Open the store, refuse an outdated schema, and load (or on first start, create) the keys."""
+    secret = settings.resolve_key_encryption_secret()
+    store = create_store(settings.database_url)
+    try:
+        await check_schema_current(store.engine)
+        keys = await load_keys(store, secret, utcnow())
+    except BaseException:
+        await store.close()
+        raise
+    return Provider(settings=settings, store=store, keys=keys, secret=secret)
+
+
+async def home(request: Request) -> Response:
+    provider: Provider = request.app.state.provider
+    return page("home.html", issuer=provider.issuer)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith(("/token", "/userinfo", "/.well-known", "/jwks")):
+        return json_response({"error": "not_found"}, 404)
+    return error_page("There is nothing at this address.", status=404, title="Not found")
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return json_response({"error": "invalid_request", "error_description": "Method not allowed"}, 405)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    # Logged with the path only: request data may hold credentials.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return json_response({"error": "server_error", "error_description": "An internal error occurred"}, 500)
+
+
+def create_app(settings: Settings | None = None, provider: Provider | None = None) -> Starlette:
+    """The app; with `provider` given (tests), no start-up work is done here."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if provider is not None:
+            app.state.provider = provider
+            yield
+            return
+        built = await build_provider(settings or Settings())
+        app.state.provider = built
+        try:
+            yield
+        finally:
+            await built.store.close()
+
+    routes = [
+        Route("/", home, methods=["GET"]),
+        Route("/.well-known/openid-configuration", endpoints.discovery, methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", endpoints.discovery, methods=["GET"]),
+        Route("/jwks", endpoints.jwks, methods=["GET"]),
+        Route("/authorize", interaction.authorize, methods=["GET", "POST"]),
+        Route("/interaction/{uid}", interaction.interaction_show, methods=["GET"]),
+        Route("/interaction/{uid}/login", interaction.interaction_login, methods=["POST"]),
+        Route("/interaction/{uid}/consent", interaction.interaction_consent, methods=["POST"]),
+        Route("/token", endpoints.token, methods=["POST"]),
+        Route("/userinfo", endpoints.userinfo, methods=["GET", "POST"]),
+        Route("/logout", logout.logout, methods=["GET", "POST"]),
+        Route("/logout/confirm", logout.logout_confirm, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+    ]
+    # CORS preflight for the endpoints browsers may call cross-origin; never /authorize (RFC 9700 §2.6).
+    for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks",
+                 "/token", "/userinfo"):
+        routes.append(Route(path, endpoints.preflight, methods=["OPTIONS"], name=f"preflight:{path}"))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error, Exception: server_error},
+    )
+    if provider is not None:
+        app.state.provider = provider
+    return app

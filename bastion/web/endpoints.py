@@ -1,0 +1,77 @@
+"""JSON endpoints: discovery, JWKS, token, userinfo."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.endpoints.discovery import provider_metadata
+from ..core.endpoints.token import token_endpoint
+from ..core.endpoints.userinfo import userinfo as userinfo_claims
+from ..core.errors import InvalidRequest, InvalidToken, OAuthError
+from ..core.provider import Provider
+from .http import CORS_HEADERS, json_response, oauth_error_response, parse_params, read_form
+
+__all__ = ["discovery", "jwks", "preflight", "token", "userinfo"]
+
+log = logging.getLogger("bastion.endpoints")
+PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+async def preflight(request: Request) -> Response:
+    return Response(status_code=204, headers=CORS_HEADERS)
+
+
+async def discovery(request: Request) -> Response:
+    provider: Provider = request.app.state.provider
+    return json_response(provider_metadata(provider.settings), headers={**CORS_HEADERS, **PUBLIC_CACHE}, cache=True)
+
+
+async def jwks(request: Request) -> Response:
+    provider: Provider = request.app.state.provider
+    return json_response(provider.keys.jwks, headers={**CORS_HEADERS, **PUBLIC_CACHE}, cache=True)
+
+
+async def token(request: Request) -> Response:
+    provider: Provider = request.app.state.provider
+    try:
+        params = parse_params(await read_form(request))
+        body = await token_endpoint(provider, params, request.headers.get("authorization"))
+    except OAuthError as exc:
+        log.info("token request failed: %s %s", exc.error, exc.detail or exc.description)
+        return oauth_error_response(exc, CORS_HEADERS)
+    return json_response(body, headers=CORS_HEADERS)
+
+
+async def _bearer_token(request: Request) -> str:
+    """RFC 6750 §2.1 (header) or §2.2 (form body); never the query string (RFC 9700 §4.3.2)."""
+    if "access_token" in request.query_params:
+        raise InvalidRequest("Access tokens in the query string are not accepted")
+    header = request.headers.get("authorization")
+    form: dict[str, str] = {}
+    if request.method == "POST" and request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"):
+        form = parse_params(await read_form(request))
+    if header and "access_token" in form:
+        raise InvalidRequest("Send the access token in one place only")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise InvalidToken("Bearer token required")
+        return value.strip()
+    if "access_token" in form:
+        return form["access_token"]
+    raise InvalidToken("Bearer token required")
+
+
+async def userinfo(request: Request) -> Response:
+    provider: Provider = request.app.state.provider
+    try:
+        body = await userinfo_claims(provider, await _bearer_token(request))
+    except OAuthError as exc:
+        return oauth_error_response(exc, CORS_HEADERS)
+    return json_response(body, headers=CORS_HEADERS)
+
+

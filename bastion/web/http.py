@@ -1,0 +1,78 @@
+"""Request parsing and error rendering shared by every route."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError
+
+__all__ = [
+    "CORS_HEADERS",
+    "MAX_BODY",
+    "json_response",
+    "oauth_error_response",
+    "parse_params",
+    "read_form",
+]
+
+MAX_BODY = 64 * 1024
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, DPoP",
+    "Access-Control-Max-Age": "3600",
+}
+
+
+def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None,
+                  cache: bool = False) -> Response:
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    all_headers = {**({} if cache else NO_STORE), **(headers or {})}
+    return Response(content, status_code=status, headers=all_headers, media_type="application/json")
+
+
+def oauth_error_response(error: OAuthError, headers: Mapping[str, str] | None = None) -> Response:
+    """RFC 6749 §5.2 (and RFC 6750 §3 for bearer errors): JSON, no-store, the challenge where due."""
+    extra = dict(headers or {})
+    if isinstance(error, InvalidClient):
+        extra["WWW-Authenticate"] = 'Basic realm="bastion", charset="UTF-8"'
+    elif error.status in (401, 403) and isinstance(error, InvalidToken | OAuthError) and error.error in (
+        "invalid_token", "insufficient_scope"
+    ):
+        desc = error.description.replace('"', "'")
+        extra["WWW-Authenticate"] = f'Bearer realm="bastion", error="{error.error}", error_description="{desc}"'
+    return json_response(error.to_dict(), error.status, extra)
+
+
+def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Parameters must not repeat (RFC 6749 §3.1, §3.2); an empty value counts as absent."""
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise InvalidRequest(f"Parameter {key[:40]} is repeated")
+        if value != "":
+            params[key] = value
+    return params
+
+
+async def read_form(request: Request) -> list[tuple[str, str]]:
+    """The urlencoded body as pairs; anything else is `invalid_request`, never a 500."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidRequest("The body must be application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise InvalidRequest("The request body is too large")
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The request body is not valid form data") from None
