@@ -42,12 +42,13 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorize_url(server: LiveServer, redirect_uri: str, state: str, nonce: str, challenge: str) -> str:
+def authorize_url(server: LiveServer, redirect_uri: str, state: str, nonce: str, challenge: str,
+                  scope: str = SCOPE) -> str:
     return server.issuer + "/authorize?" + urlencode({
         "response_type": "code",
         "client_id": server.client_id,
         "redirect_uri": redirect_uri,
-        "scope": SCOPE,
+        "scope": scope,
         "state": state,
         "nonce": nonce,
         "code_challenge": challenge,
@@ -232,12 +233,17 @@ def test_login_and_consent_fit_a_phone(
     browser: Browser, bastion: LiveServer, callback_server: CallbackServer, artifacts: Path,
     diagnostics: list[BrowserContext],
 ) -> None:
+    # A user of its own: alice's consent from the other test would skip the consent page.
+    username, password = "mobile-" + secrets.token_hex(4), "a phone-sized passphrase"
+    bastion.cli("users", "create", "--username", username, "--password", password,
+                "--email", f"{username}@example.com", "--name", "Mobile Tester")
     context = new_context(browser, **PHONE)
     diagnostics.append(context)
     page = context.new_page()
     _verifier, challenge = pkce_pair()
+    # Every scope the client may ask for, so the consent page is as long as it gets.
     url = authorize_url(bastion, callback_server.redirect_uri, secrets.token_urlsafe(16),
-                        secrets.token_urlsafe(16), challenge)
+                        secrets.token_urlsafe(16), challenge, scope="openid profile email address phone")
 
     response = page.goto(url)
     assert response is not None and response.status == 200
@@ -245,7 +251,7 @@ def test_login_and_consent_fit_a_phone(
     shot(page, artifacts, "06-mobile-login")
     assert_fits_phone(page, "login page")
 
-    submit_login(page, bastion.username, bastion.password)
+    submit_login(page, username, password)
     page.wait_for_selector(ALLOW)
     shot(page, artifacts, "07-mobile-consent")
     assert_fits_phone(page, "consent page")
