@@ -83,7 +83,7 @@ async def _load_interaction(provider: Provider, request: Request) -> Interaction
 
 
 async def _continue(provider: Provider, request: Request, interaction: Interaction,
-                    session: BrowserSession | None, error: str | None = None) -> Response:
+                    session: BrowserSession | None, error: str | None = None, username: str = "") -> Response:
     """Show the page the request still needs, or finish it with a code."""
     auth_request = az.AuthorizationRequest.from_dict(interaction.request)
     client = await provider.store.get_client(auth_request.client_id)
@@ -97,7 +97,7 @@ async def _continue(provider: Provider, request: Request, interaction: Interacti
     csrf = csrf_token(provider, request.cookies.get(INTERACTION_COOKIE, ""))
     if step == "login":
         return page("login.html", status=401 if error else 200, client=client, uid=interaction.uid, csrf=csrf,
-                    error=error, username=auth_request.login_hint or "")
+                    error=error, username=username or auth_request.login_hint or "")
     assert session is not None
     if step == "consent":
         user = await provider.store.get_user(session.user_id)
@@ -139,7 +139,8 @@ async def interaction_login(request: Request) -> Response:
     # The same work and the same words whether the username or the password was wrong.
     if not verify_password(user.password_hash if user else None, password) or user is None:
         log.info("failed login for interaction %s", interaction.uid[:8])
-        return await _continue(provider, request, interaction, None, error="Incorrect username or password.")
+        return await _continue(provider, request, interaction, None, error="Incorrect username or password.",
+                               username=username)
     response = redirect(f"/interaction/{interaction.uid}")
     await start_session(provider, request, response, user.id)
     await provider.store.update_interaction(interaction.uid, login_at=provider.now())

@@ -26,7 +26,15 @@ RP_FLOW = Path(__file__).with_name("rp_flow.mjs")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Shared by the negative runs: alice may have consented already, so consent may be skipped."""
     with live_server(tmp_path_factory.mktemp("bastion-openid-client")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A provider where alice has never consented to interop-app: the full login + consent flow."""
+    with live_server(tmp_path) as srv:
         yield srv
 
 
@@ -58,7 +66,8 @@ def run_rp(server: LiveServer, peers: Path, scenario: str) -> tuple[int, dict[st
     return proc.returncode, result, diagnostics
 
 
-def test_openid_client_code_flow_with_pkce(server: LiveServer, node_peers: Path) -> None:
+def test_openid_client_code_flow_with_pkce(fresh_server: LiveServer, node_peers: Path) -> None:
+    server = fresh_server
     code, result, diag = run_rp(server, node_peers, "happy")
     assert code == 0, diag
     assert result["openid_client"].startswith("6."), diag

@@ -30,7 +30,6 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(ALGORITHMS),
-        "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": [*SECRET_METHODS, "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp",
