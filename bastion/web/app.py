@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..core.keyring import load_keys
@@ -38,6 +41,33 @@ async def build_provider(settings: Settings) -> Provider:
         await store.close()
         raise
     return Provider(settings=settings, store=store, keys=keys, secret=secret)
+
+
+class AccessLog:
+    """Method, path and status only: query strings and bodies may carry codes and tokens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger("bastion.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if self.log.isEnabledFor(logging.INFO):
+                self.log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                              (time.perf_counter() - start) * 1000)
 
 
 async def home(request: Request) -> Response:
@@ -70,7 +100,10 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
             app.state.provider = provider
             yield
             return
-        built = await build_provider(settings or Settings())
+        resolved = settings or Settings()
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("bastion").setLevel(resolved.log_level.upper())
+        built = await build_provider(resolved)
         app.state.provider = built
         try:
             yield
@@ -98,6 +131,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         routes.append(Route(path, endpoints.preflight, methods=["OPTIONS"], name=f"preflight:{path}"))
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(AccessLog)],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error, Exception: server_error},
     )
