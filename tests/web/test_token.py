@@ -24,7 +24,8 @@ async def code_for(flow: Flow, **overrides: str | None) -> tuple[str, str]:
     return callback["code"], req.verifier
 
 
-async def test_code_reuse_fails_and_revokes_what_the_first_redemption_issued(flow: Flow, http: httpx.AsyncClient) -> None:
+async def test_code_reuse_fails_and_revokes_what_the_first_redemption_issued(
+        flow: Flow, http: httpx.AsyncClient) -> None:
     code, verifier = await code_for(flow)
     first = await flow.exchange(code, verifier)
     assert first.status_code == 200
