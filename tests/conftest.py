@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -27,17 +27,13 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _pg_available() -> bool:
-    import asyncpg
+    import socket
 
-    async def probe() -> bool:
-        try:
-            conn = await asyncpg.connect(PG_ADMIN, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=3):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +54,10 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> AsyncIterator[str]:
-    """A fresh, migrated database: a SQLite file, or a uniquely named PostgreSQL database dropped after."""
-    if request.param == "sqlite":
+@asynccontextmanager
+async def fresh_database(request: pytest.FixtureRequest, kind: str, tmp_path: os.PathLike[str]) -> AsyncIterator[str]:
+    """A migrated database: a SQLite file, or a uniquely named PostgreSQL database dropped after."""
+    if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path}/bastion.db"
         await upgrade(url)
         yield url
@@ -78,10 +74,33 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+BOTH_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> AsyncIterator[str]:
+    async with fresh_database(request, request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.fixture
-async def provider(tmp_path: os.PathLike[str]) -> AsyncIterator[Provider]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/bastion.db"
-    await upgrade(url)
+def backend(request: pytest.FixtureRequest) -> str:
+    """SQLite unless a module parametrizes it (`pytestmark = on_both_backends`)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+on_both_backends = pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
+
+
+@pytest.fixture
+async def provider(request: pytest.FixtureRequest, backend: str,
+                   tmp_path: os.PathLike[str]) -> AsyncIterator[Provider]:
+    async with fresh_database(request, backend, tmp_path) as url, _seeded_provider(url, tmp_path) as built:
+        yield built
+
+
+@asynccontextmanager
+async def _seeded_provider(url: str, tmp_path: os.PathLike[str]) -> AsyncIterator[Provider]:
     settings = Settings(issuer=ISSUER, database_url=url, var_dir=tmp_path, key_encryption_secret="k" * 48)
     built = await build_provider(settings)
     now = datetime.now(UTC)
@@ -97,8 +116,10 @@ async def provider(tmp_path: os.PathLike[str]) -> AsyncIterator[Provider]:
                 "given_name": "Alice", "family_name": "Liddell", "phone_number": "+1 555 0100",
                 "address": {"country": "UK", "locality": "Oxford"}},
         created_at=now, updated_at=now))
-    yield built
-    await built.store.close()
+    try:
+        yield built
+    finally:
+        await built.store.close()
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ import httpx
 
 from bastion.core import jose
 from bastion.core.tokens import at_hash
-from tests.conftest import ISSUER
+from tests.conftest import ISSUER, on_both_backends
 from tests.web.flow import APP_REDIRECT, Flow
+
+pytestmark = on_both_backends
 
 
 def jwks_keys(jwks: dict) -> dict[str, tuple[str, jose.PublicKey]]:

@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from bastion.core.provider import Provider
-from tests.conftest import SECRET
+from tests.conftest import SECRET, on_both_backends
 from tests.web.flow import APP_REDIRECT, Flow
+
+pytestmark = on_both_backends
 
 
 def assert_oauth_error(response: httpx.Response, error: str, status: int = 400) -> None:
