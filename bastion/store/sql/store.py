@@ -54,6 +54,12 @@ def create_store(url: str) -> SQLStore:
     return SQLStore(create_engine(url))
 
 
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """A duplicate key, as opposed to any other constraint (SQLite and PostgreSQL wording)."""
+    message = str(exc.orig).lower()
+    return "unique" in message or "duplicate key" in message
+
+
 def _client(row: sa.Row[Any]) -> Client:
     return Client(
         client_id=row.client_id, client_name=row.client_name, secret_hash=row.secret_hash,
@@ -128,6 +134,8 @@ class SQLStore:
         try:
             await self._write(sa.insert(t.clients).values(values))
         except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
             raise DuplicateError(f"client {client.client_id!r} already exists") from exc
 
     async def list_clients(self) -> Sequence[Client]:
@@ -158,6 +166,8 @@ class SQLStore:
                 created_at=user.created_at, updated_at=user.updated_at or user.created_at,
             ))
         except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
             raise DuplicateError(f"user {user.username!r} already exists") from exc
 
     async def list_users(self) -> Sequence[User]:
