@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .secrets import b64url
 
@@ -55,14 +57,31 @@ class VerifiedJWS:
     claims: dict[str, Any]
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def b64url_decode(value: str) -> bytes:
-    """Strict base64url: no padding, no characters outside the alphabet (RFC 7515 §2)."""
-    if "=" in value or "+" in value or "/" in value:
+    """Strict base64url (RFC 7515 §2): the alphabet only, no padding, and the one canonical
+    encoding, so that a token has exactly one spelling."""
+    if not _B64URL.fullmatch(value) or len(value) % 4 == 1:
         raise JOSEError("invalid base64url")
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError) as exc:
         raise JOSEError("invalid base64url") from exc
+    if b64url(data) != value:  # non-zero unused trailing bits
+        raise JOSEError("invalid base64url")
+    return data
+
+
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(b64url_decode(segment))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise JOSEError(f"malformed {what}") from exc
+    if not isinstance(value, dict):
+        raise JOSEError(f"malformed {what}")
+    return value
 
 
 def _json_b64(obj: Mapping[str, Any]) -> str:
@@ -112,15 +131,10 @@ def verify(
 
     `keys` maps kid -> (alg, public key): a key signs with one algorithm only.
     """
-    if not isinstance(token, str) or token.count(".") != 2 or len(token) > 16384:
+    if not isinstance(token, str) or len(token) > 16384 or not token.isascii() or token.count(".") != 2:
         raise JOSEError("malformed token")
     header_b64, payload_b64, signature_b64 = token.split(".")
-    try:
-        header = json.loads(b64url_decode(header_b64))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JOSEError("malformed header") from exc
-    if not isinstance(header, dict):
-        raise JOSEError("malformed header")
+    header = _json_object(header_b64, "header")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms or alg not in ALGORITHMS:
         raise JOSEError("algorithm not allowed")
@@ -136,13 +150,7 @@ def verify(
     if key_alg != alg:
         raise JOSEError("key does not fit algorithm")
     _verify_signature(alg, key, b64url_decode(signature_b64), f"{header_b64}.{payload_b64}".encode("ascii"))
-    try:
-        claims = json.loads(b64url_decode(payload_b64))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JOSEError("malformed payload") from exc
-    if not isinstance(claims, dict):
-        raise JOSEError("malformed payload")
-    return VerifiedJWS(header, claims)
+    return VerifiedJWS(header, _json_object(payload_b64, "payload"))
 
 
 def _int_b64(value: int, length: int | None = None) -> str:
@@ -155,12 +163,12 @@ def public_jwk(key: PublicKey, kid: str, alg: str) -> dict[str, str]:
     if isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
         jwk = {"kty": "RSA", "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
-    elif isinstance(key, ec.EllipticCurvePublicKey):
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
         point = key.public_numbers()
         jwk = {"kty": "EC", "crv": "P-256", "x": _int_b64(point.x, 32), "y": _int_b64(point.y, 32)}
-    else:
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
+    elif isinstance(key, ed25519.Ed25519PublicKey):
         raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
+    else:
+        raise JOSEError("unsupported key type")
     return {**jwk, "kid": kid, "use": "sig", "alg": alg}

@@ -1,8 +1,8 @@
 """Signing keys: generation, encryption at rest, and the per-process key set.
 
 Private keys are stored as PKCS#8 encrypted with AES-256-GCM under a key derived (HKDF) from the
-operator's key-encryption secret; the kid is bound in as associated data so a ciphertext cannot be
-moved to another key's row. Keys are decrypted once per process into a `KeySet`.
+operator's key-encryption secret; the kid and alg are bound in as associated data so a ciphertext
+cannot be moved to another key's row. Keys are decrypted once per process into a `KeySet`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,11 @@ class SigningKey:
         return self.private_key.public_key()
 
 
+def _associated_data(kid: str, alg: str) -> bytes:
+    # Binds the ciphertext to its row: moved to another kid or relabelled to another alg, it fails.
+    return f"{kid}\x00{alg}".encode()
+
+
 class KeyEncryptor:
     _VERSION = b"\x01"
 
@@ -72,14 +77,14 @@ class KeyEncryptor:
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         nonce = os.urandom(12)
-        blob = self._VERSION + nonce + self._aead.encrypt(nonce, der, key.kid.encode())
+        blob = self._VERSION + nonce + self._aead.encrypt(nonce, der, _associated_data(key.kid, key.alg))
         return StoredKey(key.kid, key.alg, blob, key.created_at, key.retire_at)
 
     def decrypt(self, stored: StoredKey) -> SigningKey:
         blob = stored.encrypted_private_key
         if blob[:1] != self._VERSION:
             raise ValueError(f"key {stored.kid}: unknown encryption version")
-        der = self._aead.decrypt(blob[1:13], blob[13:], stored.kid.encode())
+        der = self._aead.decrypt(blob[1:13], blob[13:], _associated_data(stored.kid, stored.alg))
         private = serialization.load_der_private_key(der, password=None)
         if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
             raise ValueError(f"key {stored.kid}: unsupported key type")
