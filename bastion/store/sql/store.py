@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -148,6 +150,9 @@ class SQLStore:
             sa.update(t.grants).where(t.grants.c.client_id == client_id, t.grants.c.revoked_at.is_(None))
             .values(revoked_at=now),
             sa.delete(t.consents).where(t.consents.c.client_id == client_id),
+            sa.update(t.access_tokens)
+            .where(t.access_tokens.c.client_id == client_id, t.access_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now),
         ))
 
     # Users
@@ -180,6 +185,9 @@ class SQLStore:
             .values(revoked_at=now),
             sa.delete(t.sessions).where(t.sessions.c.user_id == user_id),
             sa.delete(t.consents).where(t.consents.c.user_id == user_id),
+            sa.update(t.access_tokens)
+            .where(t.access_tokens.c.user_id == user_id, t.access_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now),
         ))
 
     # Signing keys
@@ -257,12 +265,14 @@ class SQLStore:
         return Consent(row.user_id, row.client_id, parse_scope(row.scope), row.granted_at) if row else None
 
     async def save_consent(self, consent: Consent) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(sa.delete(t.consents).where(
-                t.consents.c.user_id == consent.user_id, t.consents.c.client_id == consent.client_id))
-            await conn.execute(sa.insert(t.consents).values(
-                user_id=consent.user_id, client_id=consent.client_id, scope=format_scope(consent.scope),
-                granted_at=consent.granted_at))
+        # An upsert, so that two tabs consenting at once both succeed (a delete-then-insert races).
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        values = {"user_id": consent.user_id, "client_id": consent.client_id,
+                  "scope": format_scope(consent.scope), "granted_at": consent.granted_at}
+        statement = insert(t.consents).values(values).on_conflict_do_update(
+            index_elements=[t.consents.c.user_id, t.consents.c.client_id],
+            set_={"scope": values["scope"], "granted_at": values["granted_at"]})
+        await self._write(statement)
 
     # Grants, codes, tokens
     async def create_grant(self, grant: Grant) -> None:

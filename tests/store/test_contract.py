@@ -1,0 +1,574 @@
+"""The storage contract (`bastion.store.base.Store`), run against every backend.
+
+Each test gets a freshly migrated database (`database_url`: SQLite and PostgreSQL) and talks to it
+only through the `Store` protocol. Both backends keep datetimes to the microsecond and hand them
+back timezone-aware in UTC; expiry is exclusive (`expires_at == now` counts as expired everywhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from bastion.core.keys import StoredKey
+from bastion.core.models import (
+    AccessTokenRecord,
+    AuthorizationCode,
+    BrowserSession,
+    Client,
+    Consent,
+    Grant,
+    Interaction,
+    User,
+)
+from bastion.store.base import DuplicateError, Store
+from bastion.store.sql import create_store
+
+SECOND = timedelta(seconds=1)
+HOUR = timedelta(hours=1)
+RACERS = 20
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    built: Store = create_store(database_url)
+    try:
+        yield built
+    finally:
+        await built.close()
+
+
+@pytest.fixture
+def now() -> datetime:
+    # Never a whole second, so that a backend truncating to seconds would show.
+    current = datetime.now(UTC)
+    return current.replace(microsecond=current.microsecond or 123456)
+
+
+# Record builders: minimal valid records, any field overridable.
+
+def client(client_id: str = "app", **fields: Any) -> Client:
+    values: dict[str, Any] = {"client_name": f"{client_id} name", "redirect_uris": (f"https://{client_id}.example/cb",),
+                              "created_at": datetime.now(UTC)}
+    return Client(client_id=client_id, **(values | fields))
+
+
+def user(user_id: str = "u-alice", username: str = "alice", **fields: Any) -> User:
+    created_at = datetime.now(UTC)
+    values: dict[str, Any] = {"password_hash": "$argon2id$fake", "created_at": created_at, "updated_at": created_at}
+    return User(id=user_id, username=username, **(values | fields))
+
+
+def grant(grant_id: str, now: datetime, client_id: str = "app", user_id: str = "u-alice") -> Grant:
+    return Grant(grant_id=grant_id, client_id=client_id, user_id=user_id, scope=("openid", "email"), created_at=now)
+
+
+def code(code_hash: str, now: datetime, grant_id: str = "g1", **fields: Any) -> AuthorizationCode:
+    values: dict[str, Any] = {"client_id": "app", "user_id": "u-alice", "redirect_uri": "https://app.example/cb",
+                              "code_challenge": "c" * 43, "scope": ("openid",), "auth_time": now,
+                              "expires_at": now + timedelta(minutes=1)}
+    return AuthorizationCode(code_hash=code_hash, grant_id=grant_id, **(values | fields))
+
+
+def token(jti: str, now: datetime, grant_id: str | None = "g1", **fields: Any) -> AccessTokenRecord:
+    values: dict[str, Any] = {"client_id": "app", "user_id": "u-alice", "scope": ("openid", "email"),
+                              "expires_at": now + HOUR}
+    return AccessTokenRecord(jti=jti, grant_id=grant_id, **(values | fields))
+
+
+def session(session_hash: str, now: datetime, user_id: str = "u-alice", **fields: Any) -> BrowserSession:
+    values: dict[str, Any] = {"auth_time": now, "expires_at": now + HOUR}
+    return BrowserSession(session_hash=session_hash, user_id=user_id, **(values | fields))
+
+
+def interaction(uid: str, now: datetime, **fields: Any) -> Interaction:
+    values: dict[str, Any] = {"binding_hash": "b" * 64, "request": {"client_id": "app", "scope": "openid"},
+                              "created_at": now, "expires_at": now + timedelta(minutes=10)}
+    return Interaction(uid=uid, **(values | fields))
+
+
+def key(kid: str, now: datetime, alg: str = "RS256", **fields: Any) -> StoredKey:
+    values: dict[str, Any] = {"encrypted_private_key": b"\x01" + kid.encode() + b"\x00\xff" * 8, "created_at": now}
+    return StoredKey(kid=kid, alg=alg, **(values | fields))
+
+
+async def grant_with_token(store: Store, now: datetime, grant_id: str, jti: str, *,
+                           client_id: str = "app", user_id: str = "u-alice") -> None:
+    await store.create_grant(grant(grant_id, now, client_id=client_id, user_id=user_id))
+    await store.record_access_token(token(jti, now, grant_id=grant_id, client_id=client_id, user_id=user_id))
+    assert await store.get_active_access_token(jti, now) is not None
+
+
+# Clients
+
+async def test_client_round_trips_every_field(store: Store, now: datetime) -> None:
+    full = Client(
+        client_id="full", client_name="Fülle Client ✓", redirect_uris=("https://a.example/cb", "https://b.example/cb"),
+        token_endpoint_auth_method="client_secret_post", secret_hash="f" * 64,
+        post_logout_redirect_uris=("https://a.example/bye",), grant_types=("authorization_code", "refresh_token"),
+        scope=("openid", "email", "offline_access"), application_type="native",
+        id_token_signed_response_alg="ES256", created_at=now,
+    )
+    public = client("public", token_endpoint_auth_method="none", redirect_uris=(), created_at=now)
+    assert list(await store.list_clients()) == []
+    await store.create_client(full)
+    await store.create_client(public)
+    assert await store.get_client("full") == full
+    assert await store.get_client("public") == public
+    assert await store.get_client("missing") is None
+    assert await store.get_client("FULL") is None
+
+    # Scope is a set (RFC 6749 §3.3): duplicates collapse, the order is the store's.
+    await store.create_client(client("alpha", scope=("email", "openid", "email", "profile")))
+    stored = await store.get_client("alpha")
+    assert stored is not None
+    assert sorted(stored.scope) == ["email", "openid", "profile"]
+
+    assert [c.client_id for c in await store.list_clients()] == ["alpha", "full", "public"]
+    assert (await store.list_clients())[1] == full
+
+
+async def test_duplicates_are_rejected_and_the_original_kept(store: Store) -> None:
+    original = client("app", client_name="Original")
+    await store.create_client(original)
+    with pytest.raises(DuplicateError):
+        await store.create_client(client("app", client_name="Impostor"))
+    assert await store.get_client("app") == original
+    assert len(await store.list_clients()) == 1
+
+    alice = user("u-alice", "alice")
+    await store.create_user(alice)
+    with pytest.raises(DuplicateError):
+        await store.create_user(user("u-other", "alice"))
+    with pytest.raises(DuplicateError):
+        await store.create_user(user("u-alice", "someone-else"))
+    assert await store.get_user_by_username("alice") == alice
+    assert await store.get_user_by_username("someone-else") is None
+    assert await store.get_user("u-other") is None
+    assert [u.id for u in await store.list_users()] == ["u-alice"]
+
+    # Only a unique-key clash is a DuplicateError (not, say, a missing NOT NULL value), even for
+    # names that read like one.
+    for record in (client("unique-duplicate key", created_at=None),
+                   user("unique", "duplicate key value violates unique constraint", created_at=None)):
+        with pytest.raises(Exception) as raised:
+            if isinstance(record, Client):
+                await store.create_client(record)
+            else:
+                await store.create_user(record)
+        assert not isinstance(raised.value, DuplicateError), raised.value
+
+
+async def test_delete_client_revokes_its_grants_and_consents_only(store: Store, now: datetime) -> None:
+    await store.create_client(client("app"))
+    await store.create_client(client("other"))
+    await grant_with_token(store, now, "g-app-1", "at-app-1")
+    await grant_with_token(store, now, "g-app-2", "at-app-2", user_id="u-bob")
+    await grant_with_token(store, now, "g-other", "at-other", client_id="other")
+    await store.save_consent(Consent("u-alice", "app", ("openid",), now))
+    await store.save_consent(Consent("u-alice", "other", ("openid",), now))
+
+    assert await store.delete_client("app", now) is True
+    assert await store.get_client("app") is None
+    assert [c.client_id for c in await store.list_clients()] == ["other"]
+    assert await store.get_active_access_token("at-app-1", now) is None
+    assert await store.get_active_access_token("at-app-2", now) is None
+    assert await store.get_consent("u-alice", "app") is None
+    # Nothing of the other client's is touched.
+    assert await store.get_active_access_token("at-other", now) is not None
+    assert await store.get_consent("u-alice", "other") is not None
+    # A token recorded later from a grant of the deleted client is born inactive.
+    await store.record_access_token(token("at-app-late", now, grant_id="g-app-1"))
+    assert await store.get_active_access_token("at-app-late", now) is None
+
+    assert await store.delete_client("app", now) is False
+    assert await store.delete_client("never-existed", now) is False
+
+    # A client re-registered under the same id inherits nothing.
+    await store.create_client(client("app", client_name="Second life"))
+    assert await store.get_consent("u-alice", "app") is None
+    assert await store.get_active_access_token("at-app-1", now) is None
+
+
+async def test_delete_client_deactivates_its_tokens_without_grant(store: Store, now: datetime) -> None:
+    await store.create_client(client("app"))
+    await store.record_access_token(token("at-no-grant", now, grant_id=None, user_id=None))
+    assert await store.get_active_access_token("at-no-grant", now) is not None
+    await store.delete_client("app", now)
+    assert await store.get_active_access_token("at-no-grant", now) is None
+
+
+# Users
+
+async def test_user_round_trips_with_json_claims(store: Store, now: datetime) -> None:
+    claims = {
+        "email": "alice@example.com", "email_verified": True, "name": "Alîce Lïddell 🐇",
+        "address": {"country": "UK", "locality": "Oxford", "lines": ["1 Rabbit Hole", None]},
+        "age": 7, "height": 1.21,
+    }
+    alice = user(claims=claims, created_at=now, updated_at=now + SECOND)
+    assert list(await store.list_users()) == []
+    await store.create_user(alice)
+    assert await store.get_user("u-alice") == alice
+    assert await store.get_user_by_username("alice") == alice
+    assert await store.get_user("alice") is None
+    assert await store.get_user_by_username("u-alice") is None
+    assert await store.get_user_by_username("bob") is None
+
+    # Without updated_at, the user was last updated when created.
+    await store.create_user(user("u-carol", "carol", created_at=now, updated_at=None))
+    carol = await store.get_user("u-carol")
+    assert carol is not None
+    assert carol.claims == {}
+    assert carol.updated_at == carol.created_at == now
+
+    await store.create_user(user("u-bob", "bob"))
+    assert [u.username for u in await store.list_users()] == ["alice", "bob", "carol"]
+    assert (await store.list_users())[0] == alice
+
+
+async def test_concurrent_creates_of_one_username_let_exactly_one_win(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.create_user(user(f"u-{i}", "alice")) for i in range(10)), return_exceptions=True)
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, DuplicateError) for r in results if r is not None), results
+    assert len(await store.list_users()) == 1
+
+
+async def test_delete_user_ends_sessions_revokes_grants_and_forgets_consent(store: Store, now: datetime) -> None:
+    await store.create_user(user("u-alice", "alice"))
+    await store.create_user(user("u-bob", "bob"))
+    await store.create_session(session("s-alice-1", now))
+    await store.create_session(session("s-alice-2", now))
+    await store.create_session(session("s-bob", now, user_id="u-bob"))
+    await grant_with_token(store, now, "g-alice", "at-alice")
+    await grant_with_token(store, now, "g-bob", "at-bob", user_id="u-bob")
+    await store.save_consent(Consent("u-alice", "app", ("openid",), now))
+    await store.save_consent(Consent("u-bob", "app", ("openid",), now))
+
+    assert await store.delete_user("u-alice", now) is True
+    assert await store.get_user("u-alice") is None
+    assert await store.get_user_by_username("alice") is None
+    assert await store.get_session("s-alice-1", now) is None
+    assert await store.get_session("s-alice-2", now) is None
+    assert await store.get_active_access_token("at-alice", now) is None
+    assert await store.get_consent("u-alice", "app") is None
+    await store.record_access_token(token("at-alice-late", now, grant_id="g-alice"))
+    assert await store.get_active_access_token("at-alice-late", now) is None
+    # Bob is untouched.
+    assert await store.get_session("s-bob", now) is not None
+    assert await store.get_active_access_token("at-bob", now) is not None
+    assert await store.get_consent("u-bob", "app") is not None
+    assert [u.username for u in await store.list_users()] == ["bob"]
+
+    assert await store.delete_user("u-alice", now) is False
+    # The username is free again; the new account is a different subject.
+    await store.create_user(user("u-alice-2", "alice"))
+    assert (await store.get_user_by_username("alice")) == await store.get_user("u-alice-2")
+
+
+# Signing keys
+
+async def test_added_keys_are_listed_oldest_first_and_round_trip(store: Store, now: datetime) -> None:
+    assert list(await store.list_keys(now)) == []
+    newer = key("k-new", now, alg="ES256")
+    older = key("k-old", now - HOUR, encrypted_private_key=bytes(range(256)))
+    await store.add_key(newer, retire_others_at=None)
+    await store.add_key(older, retire_others_at=None)
+    assert list(await store.list_keys(now)) == [older, newer]
+
+    # retire_at is exclusive: listed before it, gone from that instant.
+    await store.add_key(key("future", now + SECOND, retire_at=now + SECOND), retire_others_at=None)
+    await store.add_key(key("past", now - HOUR, retire_at=now - SECOND), retire_others_at=None)
+    assert [k.kid for k in await store.list_keys(now)] == ["k-old", "k-new", "future"]
+    assert [k.kid for k in await store.list_keys(now + SECOND)] == ["k-old", "k-new"]
+
+
+async def test_retire_others_at_retires_same_algorithm_keys_at_that_time(store: Store, now: datetime) -> None:
+    await store.add_key(key("rs-1", now - 2 * HOUR), retire_others_at=None)
+    await store.add_key(key("es-1", now - 2 * HOUR, alg="ES256"), retire_others_at=None)
+    await store.add_key(key("rs-soon", now - HOUR, retire_at=now + 10 * SECOND), retire_others_at=None)
+    retire_at = now + HOUR
+    await store.add_key(key("rs-2", now), retire_others_at=retire_at)
+
+    listed = {k.kid: k for k in await store.list_keys(now)}
+    assert set(listed) == {"rs-1", "es-1", "rs-soon", "rs-2"}
+    assert listed["rs-1"].retire_at == retire_at        # the other RS256 key keeps verifying until then
+    assert listed["rs-2"].retire_at is None             # the new key is not retired by its own rotation
+    assert listed["es-1"].retire_at is None             # another algorithm's key is not rotated
+    assert listed["rs-soon"].retire_at == now + 10 * SECOND  # an earlier retirement is not postponed
+
+    later = {k.kid for k in await store.list_keys(now + 20 * SECOND)}
+    assert later == {"rs-1", "es-1", "rs-2"}
+    # A key is gone from the moment its retire_at is reached.
+    assert {k.kid for k in await store.list_keys(retire_at)} == {"es-1", "rs-2"}
+    assert {k.kid for k in await store.list_keys(retire_at - timedelta(microseconds=1))} == {"rs-1", "es-1", "rs-2"}
+
+
+# Browser sessions
+
+async def test_session_round_trip_expiry_and_delete(store: Store, now: datetime) -> None:
+    live = session("s-live", now - HOUR, amr=("pwd", "otp"), expires_at=now + SECOND)
+    await store.create_session(live)
+    await store.create_session(session("s-edge", now, expires_at=now))
+    await store.create_session(session("s-old", now, expires_at=now - SECOND))
+    assert await store.get_session("s-live", now) == live
+    assert await store.get_session("s-edge", now) is None
+    assert await store.get_session("s-old", now) is None
+    assert await store.get_session("s-old", now - HOUR) is not None  # still stored until delete_expired
+    assert await store.get_session("s-live", now + SECOND) is None
+    assert await store.get_session("missing", now) is None
+
+    await store.delete_session("s-live")
+    assert await store.get_session("s-live", now) is None
+    await store.delete_session("s-live")
+    await store.delete_session("missing")
+
+    # A naive datetime is refused, never stored in some unknown zone.
+    with pytest.raises(Exception, match="naive"):
+        await store.create_session(session("s-naive", now, expires_at=now.replace(tzinfo=None)))
+    assert await store.get_session("s-naive", now - HOUR) is None
+
+
+# Interactions
+
+async def test_interaction_round_trip_and_expiry(store: Store, now: datetime) -> None:
+    request = {"client_id": "app", "scope": "openid email", "claims": {"userinfo": {"email": None}},
+               "max_age": 0, "prompt": ["login", "consent"]}
+    pending = interaction("i-1", now, request=request)
+    await store.create_interaction(pending)
+    await store.create_interaction(interaction("i-old", now - HOUR, expires_at=now))
+    assert await store.get_interaction("i-1", now) == pending
+    assert await store.get_interaction("i-1", pending.expires_at) is None
+    assert await store.get_interaction("i-old", now) is None
+    assert await store.get_interaction("missing", now) is None
+
+    # update_interaction sets only what it is given.
+    await store.update_interaction("i-1")
+    assert await store.get_interaction("i-1", now) == pending
+
+    login_at = now + SECOND
+    await store.update_interaction("i-1", login_at=login_at)
+    stored = await store.get_interaction("i-1", now)
+    assert stored is not None
+    assert (stored.login_at, stored.consent_given) == (login_at, False)
+
+    await store.update_interaction("i-1", consent_given=True)
+    stored = await store.get_interaction("i-1", now)
+    assert stored is not None
+    assert (stored.login_at, stored.consent_given) == (login_at, True)
+
+    await store.update_interaction("i-1", login_at=now + 2 * SECOND, consent_given=False)
+    assert await store.get_interaction("i-1", now) == interaction("i-1", now, request=request,
+                                                                  login_at=now + 2 * SECOND)
+    await store.update_interaction("missing", login_at=now)
+
+
+async def test_consume_interaction_succeeds_once_however_many_race(store: Store, now: datetime) -> None:
+    await store.create_interaction(interaction("i-1", now))
+    await store.create_interaction(interaction("i-2", now))
+    assert await store.consume_interaction("i-1") is True
+    assert await store.consume_interaction("i-1") is False
+    assert await store.get_interaction("i-1", now) is None
+    assert await store.get_interaction("i-2", now) is not None
+    assert await store.consume_interaction("missing") is False
+
+    await store.create_interaction(interaction("i-race", now))
+    results = await asyncio.gather(*(store.consume_interaction("i-race") for _ in range(RACERS)))
+    assert results.count(True) == 1
+
+
+# Consent
+
+async def test_save_consent_replaces_and_is_per_user_and_client(store: Store, now: datetime) -> None:
+    assert await store.get_consent("u-alice", "app") is None
+    first = Consent("u-alice", "app", ("openid", "email"), now)
+    await store.save_consent(first)
+    assert await store.get_consent("u-alice", "app") == first
+
+    second = Consent("u-alice", "app", ("openid", "profile", "phone"), now + HOUR)
+    await store.save_consent(second)
+    assert await store.get_consent("u-alice", "app") == second
+
+    narrower = Consent("u-alice", "app", ("openid",), now + 2 * HOUR)
+    await store.save_consent(narrower)
+    assert await store.get_consent("u-alice", "app") == narrower
+
+    assert await store.get_consent("u-bob", "app") is None
+    assert await store.get_consent("u-alice", "other") is None
+
+
+async def test_concurrent_save_consent_of_one_pair_all_succeed(store: Store, now: datetime) -> None:
+    # Two tabs submitting the consent form at once, for a first consent (alice) and a changed one (bob).
+    await store.save_consent(Consent("u-bob", "app", ("openid",), now))
+    for user_id in ("u-alice", "u-bob"):
+        results = await asyncio.gather(
+            *(store.save_consent(Consent(user_id, "app", ("openid", "email"), now + i * SECOND)) for i in range(10)),
+            return_exceptions=True)
+        assert [r for r in results if r is not None] == [], user_id
+        stored = await store.get_consent(user_id, "app")
+        assert stored is not None
+        assert stored.scope == ("openid", "email")
+
+
+# Grants and authorization codes
+
+async def test_authorization_code_round_trips_every_field(store: Store, now: datetime) -> None:
+    cest = timezone(timedelta(hours=2))
+    claims = {"userinfo": {"email": {"essential": True}, "name": None},
+              "id_token": {"acr": {"values": ["urn:acr:1", "urn:acr:2"]}, "auth_time": {"essential": True}}}
+    full = code(
+        "h-full", now, client_id="app", user_id="u-alice", redirect_uri="https://app.example/cb?x=1&y=ü",
+        code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", scope=("openid", "email", "offline_access"),
+        nonce="n-0S6_WzA2Mj", claims=claims, acr="urn:acr:2", amr=("pwd", "otp"), session_id="sid-1",
+        auth_time=(now - timedelta(minutes=5)).astimezone(cest), expires_at=now + timedelta(seconds=60),
+    )
+    minimal = code("h-min", now, scope=("openid",))
+    await store.create_grant(grant("g1", now))
+    await store.save_authorization_code(full)
+    await store.save_authorization_code(minimal)
+
+    stored = await store.get_authorization_code("h-full")
+    assert stored == full
+    assert stored is not None
+    assert stored.amr == ("pwd", "otp")
+    assert stored.claims == claims
+    assert stored.consumed_at is None
+    # Datetimes: timezone-aware, in UTC, to the microsecond - whatever zone they were given in.
+    for value, given in ((stored.auth_time, full.auth_time), (stored.expires_at, full.expires_at)):
+        assert value.utcoffset() == timedelta(0)
+        assert value == given
+        assert value.microsecond == given.microsecond != 0
+
+    stored_minimal = await store.get_authorization_code("h-min")
+    assert stored_minimal == minimal
+    assert stored_minimal is not None
+    assert (stored_minimal.nonce, stored_minimal.claims, stored_minimal.acr, stored_minimal.amr,
+            stored_minimal.session_id) == (None, None, None, (), None)
+    assert await store.get_authorization_code("missing") is None
+
+
+async def test_consume_authorization_code_once(store: Store, now: datetime) -> None:
+    await store.save_authorization_code(code("h1", now))
+    await store.save_authorization_code(code("h2", now))
+    consumed_at = now + 3 * SECOND
+    assert await store.consume_authorization_code("h1", consumed_at) is True
+    assert await store.consume_authorization_code("h1", consumed_at + SECOND) is False
+    stored = await store.get_authorization_code("h1")
+    assert stored is not None
+    assert stored.consumed_at == consumed_at  # the first consumption's time, kept
+    assert stored == code("h1", now, consumed_at=consumed_at)
+    untouched = await store.get_authorization_code("h2")
+    assert untouched is not None
+    assert untouched.consumed_at is None
+    assert await store.consume_authorization_code("missing", now) is False
+
+
+async def test_concurrent_code_consumes_let_exactly_one_win(store: Store, now: datetime) -> None:
+    # What keeps a stolen code from being redeemed alongside the client: a compare-and-set in the store.
+    await store.save_authorization_code(code("h-race", now))
+    results = await asyncio.gather(
+        *(store.consume_authorization_code("h-race", now + i * timedelta(milliseconds=1)) for i in range(RACERS)))
+    assert results.count(True) == 1
+    assert results.count(False) == RACERS - 1
+    stored = await store.get_authorization_code("h-race")
+    assert stored is not None
+    winner = results.index(True)
+    assert stored.consumed_at == now + winner * timedelta(milliseconds=1)
+
+
+async def test_revoke_grant_deactivates_its_tokens_past_and_future(store: Store, now: datetime) -> None:
+    await grant_with_token(store, now, "g1", "at-1a")
+    await store.record_access_token(token("at-1b", now, grant_id="g1"))
+    await grant_with_token(store, now, "g2", "at-2")
+
+    await store.revoke_grant("g1", now)
+    assert await store.get_active_access_token("at-1a", now) is None
+    assert await store.get_active_access_token("at-1b", now) is None
+    assert await store.get_active_access_token("at-2", now) is not None
+    # A token recorded after the revocation (say, by a redemption that lost the race) is never active.
+    await store.record_access_token(token("at-1c", now, grant_id="g1"))
+    assert await store.get_active_access_token("at-1c", now) is None
+
+    await store.revoke_grant("g1", now + HOUR)  # idempotent
+    await store.revoke_grant("missing", now)
+    assert await store.get_active_access_token("at-1c", now) is None
+    assert await store.get_active_access_token("at-2", now) is not None
+
+    # A grant stored already revoked issues only inactive tokens too.
+    await store.create_grant(Grant("g-dead", "app", "u-alice", ("openid",), now, revoked_at=now))
+    await store.record_access_token(token("at-dead", now, grant_id="g-dead"))
+    assert await store.get_active_access_token("at-dead", now) is None
+
+
+# Access tokens
+
+async def test_access_token_round_trip_and_expiry(store: Store, now: datetime) -> None:
+    await store.create_grant(grant("g1", now))
+    record = token("at-1", now, scope=("openid", "profile", "email"), expires_at=now + timedelta(seconds=300),
+                   userinfo_claims=("email", "name"))
+    await store.record_access_token(record)
+    assert await store.get_active_access_token("at-1", now) == record
+    assert await store.get_active_access_token("at-1", record.expires_at - timedelta(microseconds=1)) == record
+    assert await store.get_active_access_token("at-1", record.expires_at) is None
+    assert await store.get_active_access_token("missing", now) is None
+
+    await store.record_access_token(token("at-old", now, expires_at=now - SECOND))
+    assert await store.get_active_access_token("at-old", now) is None
+
+    # Without a grant (a client acting for itself): active on its own record alone.
+    no_grant = token("at-cc", now, grant_id=None, user_id=None, scope=())
+    await store.record_access_token(no_grant)
+    assert await store.get_active_access_token("at-cc", now) == no_grant
+    assert await store.get_active_access_token("at-cc", no_grant.expires_at) is None
+
+    # Recorded as revoked: never active, with or without a grant.
+    await store.record_access_token(token("at-revoked", now, revoked_at=now))
+    await store.record_access_token(token("at-revoked-nogrant", now, grant_id=None, revoked_at=now))
+    assert await store.get_active_access_token("at-revoked", now) is None
+    assert await store.get_active_access_token("at-revoked-nogrant", now) is None
+
+
+# Housekeeping
+
+async def test_delete_expired_removes_expired_rows_and_keeps_live_ones(store: Store, now: datetime) -> None:
+    past = now - HOUR
+    await store.create_client(client("app"))
+    await store.create_user(user())
+    await store.add_key(key("k1", past), retire_others_at=None)
+    await store.save_consent(Consent("u-alice", "app", ("openid",), past))
+    await store.create_grant(grant("g1", past))
+    for suffix, expires_at in (("old", now - SECOND), ("edge", now), ("live", now + SECOND)):
+        await store.create_session(session(f"s-{suffix}", past, expires_at=expires_at))
+        await store.create_interaction(interaction(f"i-{suffix}", past, expires_at=expires_at))
+        await store.save_authorization_code(code(f"h-{suffix}", past, expires_at=expires_at))
+        await store.record_access_token(token(f"at-{suffix}", past, expires_at=expires_at))
+    await store.create_interaction(interaction("i-consumed", past, expires_at=now + SECOND))
+    await store.consume_interaction("i-consumed")
+    assert await store.get_session("s-old", past) is not None
+    assert await store.get_active_access_token("at-edge", past) is not None
+
+    assert await store.delete_expired(now) == 8  # old and edge rows of the four expiring tables
+
+    for suffix in ("old", "edge"):
+        # Looked up as of the past, when they were live: they are gone, not just filtered.
+        assert await store.get_session(f"s-{suffix}", past) is None
+        assert await store.get_interaction(f"i-{suffix}", past) is None
+        assert await store.get_authorization_code(f"h-{suffix}") is None
+        assert await store.get_active_access_token(f"at-{suffix}", past) is None
+    assert await store.get_session("s-live", now) is not None
+    assert await store.get_interaction("i-live", now) is not None
+    assert await store.get_authorization_code("h-live") is not None
+    assert await store.get_active_access_token("at-live", now) is not None
+    # Records without an expiry are never housekept.
+    assert await store.get_client("app") is not None
+    assert await store.get_user("u-alice") is not None
+    assert [k.kid for k in await store.list_keys(now)] == ["k1"]
+    assert await store.get_consent("u-alice", "app") is not None
+
+    assert await store.delete_expired(now) == 0
+    assert await store.delete_expired(now + SECOND) == 5  # the live rows and the consumed interaction
