@@ -20,7 +20,7 @@ def parse_claims_request(value: str | None) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidRequest("claims is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise InvalidRequest("claims must be a JSON object")

@@ -24,7 +24,7 @@ def _basic_credentials(header: str) -> tuple[str, str]:
         raise InvalidClient("Unsupported authorization scheme")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError covers non-ASCII input and UnicodeDecodeError
         raise InvalidClient("Malformed Basic credentials") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:

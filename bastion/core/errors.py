@@ -18,6 +18,7 @@ __all__ = [
     "InvalidScope",
     "InvalidToken",
     "LoginRequired",
+    "MissingToken",
     "OAuthError",
     "RequestNotSupported",
     "RequestUriNotSupported",
@@ -125,6 +126,10 @@ class InvalidToken(OAuthError):
 
     error = "invalid_token"
     status = 401
+
+
+class MissingToken(InvalidToken):
+    """No bearer token at all: the challenge then carries no error code (RFC 6750 §3.1)."""
 
 
 class ServerError(OAuthError):

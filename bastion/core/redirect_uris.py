@@ -3,6 +3,7 @@ redirect URIs for native apps, which may vary (RFC 8252 §7.3)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from .models import Client
@@ -12,26 +13,25 @@ __all__ = ["LOOPBACK_HOSTS", "check_registered_uri", "redirect_uri_matches"]
 LOOPBACK_HOSTS = ("127.0.0.1", "[::1]")
 
 
-def _without_port(uri: str) -> tuple[str, str, str, str, str] | None:
-    try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
+# A loopback URI as a browser reads it: no userinfo, no backslash (WHATWG turns `\\` into `/`),
+# a numeric port or none, then path and query. Only the port may differ from the registered URI.
+_LOOPBACK = re.compile(r"http://(127\.0\.0\.1|\[::1\])(?::([0-9]{1,5}))?([/?][^\\#@\s]*)?")
+
+
+def _loopback_without_port(uri: str) -> tuple[str, str] | None:
+    match = _LOOPBACK.fullmatch(uri)
+    if match is None or (match.group(2) is not None and int(match.group(2)) > 65535):
         return None
-    host = parts.netloc.rsplit("@", 1)[-1]
-    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return parts.scheme, host, parts.path, parts.query, parts.fragment
+    return match.group(1), match.group(3) or "/"
 
 
 def redirect_uri_matches(client: Client, requested: str) -> bool:
     if requested in client.redirect_uris:
         return True
-    if client.application_type != "native" or not requested.startswith("http://"):
+    if client.application_type != "native":
         return False
-    req = _without_port(requested)
-    if req is None or req[1] not in LOOPBACK_HOSTS:
-        return False
-    return any(_without_port(r) == req for r in client.redirect_uris if r.startswith("http://"))
+    wanted = _loopback_without_port(requested)
+    return wanted is not None and any(_loopback_without_port(r) == wanted for r in client.redirect_uris)
 
 
 def check_registered_uri(uri: str, *, native: bool) -> str | None:

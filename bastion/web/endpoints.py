@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ..core.endpoints.discovery import provider_metadata
 from ..core.endpoints.token import token_endpoint
 from ..core.endpoints.userinfo import userinfo as userinfo_claims
-from ..core.errors import InvalidRequest, InvalidToken, OAuthError
+from ..core.errors import InvalidRequest, InvalidToken, MissingToken, OAuthError
 from ..core.provider import Provider
 from .http import CORS_HEADERS, json_response, oauth_error_response, parse_params, read_form
 
@@ -63,7 +63,7 @@ async def _bearer_token(request: Request) -> str:
         return value.strip()
     if "access_token" in form:
         return form["access_token"]
-    raise InvalidToken("Bearer token required")
+    raise MissingToken("Bearer token required")
 
 
 async def userinfo(request: Request) -> Response:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..core.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError
+from ..core.errors import InvalidClient, InvalidRequest, InvalidToken, MissingToken, OAuthError
 
 __all__ = [
     "CORS_HEADERS",
@@ -18,6 +18,7 @@ __all__ = [
     "json_response",
     "oauth_error_response",
     "parse_params",
+    "parse_query",
     "read_form",
 ]
 
@@ -41,7 +42,9 @@ def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[s
 def oauth_error_response(error: OAuthError, headers: Mapping[str, str] | None = None) -> Response:
     """RFC 6749 §5.2 (and RFC 6750 §3 for bearer errors): JSON, no-store, the challenge where due."""
     extra = dict(headers or {})
-    if isinstance(error, InvalidClient):
+    if isinstance(error, MissingToken):
+        extra["WWW-Authenticate"] = 'Bearer realm="bastion"'  # no error code without a token (RFC 6750 §3.1)
+    elif isinstance(error, InvalidClient):
         extra["WWW-Authenticate"] = 'Basic realm="bastion", charset="UTF-8"'
     elif error.status in (401, 403) and isinstance(error, InvalidToken | OAuthError) and error.error in (
         "invalid_token", "insufficient_scope"
@@ -54,12 +57,22 @@ def oauth_error_response(error: OAuthError, headers: Mapping[str, str] | None = 
 def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """Parameters must not repeat (RFC 6749 §3.1, §3.2); an empty value counts as absent."""
     params: dict[str, str] = {}
+    seen: set[str] = set()
     for key, value in pairs:
-        if key in params:
-            raise InvalidRequest(f"Parameter {key[:40]} is repeated")
+        if key in seen:
+            # The name is not echoed: error_description must stay within RFC 6749 §5.2's characters.
+            raise InvalidRequest("A parameter is repeated")
+        seen.add(key)
         if value != "":
             params[key] = value
     return params
+
+
+def parse_query(query: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(query, keep_blank_values=True, max_num_fields=200)
+    except ValueError:
+        raise InvalidRequest("Too many parameters") from None
 
 
 async def read_form(request: Request) -> list[tuple[str, str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +16,7 @@ from ..core.provider import Provider
 from ..core.scopes import SCOPE_DESCRIPTIONS
 from ..core.secrets import constant_time_equal, hash_secret, new_secret
 from .cookies import INTERACTION_COOKIE, check_csrf, csrf_token, load_session, start_session
-from .http import parse_params, read_form
+from .http import parse_params, parse_query, read_form
 from .render import authorization_redirect, error_page, page, redirect
 
 __all__ = ["authorize", "interaction_consent", "interaction_login", "interaction_show"]
@@ -27,8 +26,7 @@ EXPIRED = "This sign-in request has expired or was already completed. Go back to
 
 
 async def _request_params(request: Request) -> dict[str, str]:
-    pairs = await read_form(request) if request.method == "POST" else parse_qsl(
-        request.url.query, keep_blank_values=True, max_num_fields=200)
+    pairs = await read_form(request) if request.method == "POST" else parse_query(request.url.query)
     return parse_params(pairs)
 
 

@@ -50,8 +50,11 @@ async def test_native_loopback_redirect_uri_may_use_any_port(flow: Flow) -> None
     assert response.status_code == 200, response.text
     assert_error_page(await flow.authorize(flow.request(client_id="native",
                                                         redirect_uri="http://127.0.0.1:51234/other")))
-    assert_error_page(await flow.authorize(flow.request(client_id="native",
-                                                        redirect_uri="http://localhost.evil:51234/callback")))
+    # Only the port may vary: a browser reads `\\` as `/`, so these would send the code to evil.example.
+    for uri in ("http://localhost.evil:51234/callback", "http://evil.example\\@127.0.0.1/callback",
+                "http://evil@127.0.0.1:5000/callback", "http://127.0.0.1:/callback", "http://127.0.0.1:70000/callback"):
+        assert_error_page(await flow.authorize(flow.request(client_id="native", redirect_uri=uri,
+                                                            response_mode="form_post")))
 
 
 @pytest.mark.parametrize(("overrides", "error"), [
