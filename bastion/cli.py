@@ -204,7 +204,8 @@ async def keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
         algs = tuple(args.alg) if args.alg else ("RS256", "ES256", "EdDSA")
         kids = await rotate_keys(store, secret, settings, utcnow(), algs)
         print(f"new signing keys: {', '.join(kids)}; previous keys stay in the JWKS until their tokens expire.")
-        print("Restart running servers to sign with the new keys.")
+        interval = settings.key_refresh_interval
+        print(f"Running servers switch to them within BASTION_KEY_REFRESH_INTERVAL ({interval} s).")
         return 0
 
     return await _with_store(settings, run)

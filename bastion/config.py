@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     """Algorithm of JWT access tokens: RS256 (widest support), ES256 (much faster) or EdDSA."""
     default_audience: str | None = None
     """The `aud` of access tokens when no resource is requested; the issuer when unset."""
+    key_refresh_interval: int = Field(default=60, ge=1)
+    """How often, in seconds, a running server looks for keys rotated by `bastion keys rotate`."""
     log_level: str = "info"
     """Log level of `bastion serve`."""
 

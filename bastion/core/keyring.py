@@ -8,8 +8,9 @@ from ..config import Settings
 from ..store.base import Store
 from .jose import ALGORITHMS
 from .keys import KeyEncryptor, KeySet, generate_signing_key
+from .provider import Provider
 
-__all__ = ["load_keys", "rotate_keys"]
+__all__ = ["load_keys", "refresh_keys", "rotate_keys"]
 
 
 async def load_keys(store: Store, secret: str, now: datetime, *, generate: bool = True) -> KeySet:
@@ -21,6 +22,15 @@ async def load_keys(store: Store, secret: str, now: datetime, *, generate: bool 
     if missing:
         keys = KeySet([encryptor.decrypt(k) for k in await store.list_keys(now)])
     return keys
+
+
+async def refresh_keys(provider: Provider) -> bool:
+    """Pick up keys rotated by another process (`bastion keys rotate`); True when the set changed."""
+    keys = await load_keys(provider.store, provider.secret, provider.now(), generate=False)
+    if not keys.missing_algorithms() and set(keys.verification_keys) != set(provider.keys.verification_keys):
+        provider.keys = keys
+        return True
+    return False
 
 
 async def rotate_keys(store: Store, secret: str, settings: Settings, now: datetime,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
-from ..core.keyring import load_keys
+from ..core.keyring import load_keys, refresh_keys
 from ..core.provider import Provider, utcnow
 from ..store.sql import create_store
 from ..store.sql.migrate import check_schema_current
@@ -70,6 +71,16 @@ class AccessLog:
                               (time.perf_counter() - start) * 1000)
 
 
+async def _refresh_keys_forever(provider: Provider) -> None:
+    while True:
+        await asyncio.sleep(provider.settings.key_refresh_interval)
+        try:
+            if await refresh_keys(provider):
+                log.info("signing keys reloaded")
+        except Exception:  # a database hiccup must not stop future refreshes
+            log.warning("could not refresh signing keys", exc_info=True)
+
+
 async def home(request: Request) -> Response:
     provider: Provider = request.app.state.provider
     return page("home.html", issuer=provider.issuer)
@@ -105,9 +116,11 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         logging.getLogger("bastion").setLevel(resolved.log_level.upper())
         built = await build_provider(resolved)
         app.state.provider = built
+        refresher = asyncio.create_task(_refresh_keys_forever(built))
         try:
             yield
         finally:
+            refresher.cancel()
             await built.store.close()
 
     routes = [

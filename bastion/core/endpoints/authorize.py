@@ -235,14 +235,13 @@ async def issue_code(provider: Provider, request: AuthorizationRequest,
     grant = Grant(grant_id=new_secret(16), client_id=request.client_id, user_id=session.user_id,
                   scope=request.scope, created_at=now)
     code = new_secret(32)
-    await provider.store.create_grant(grant)
     await provider.store.save_authorization_code(AuthorizationCode(
         code_hash=hash_secret(code), grant_id=grant.grant_id, client_id=request.client_id,
         user_id=session.user_id, redirect_uri=request.redirect_uri, code_challenge=request.code_challenge,
         scope=request.scope, nonce=request.nonce, claims=request.claims, acr=ACR, amr=session.amr,
         session_id=session.session_hash, auth_time=session.auth_time,
         expires_at=now + timedelta(seconds=provider.settings.authorization_code_ttl),
-    ))
+    ), grant)
     params = {"code": code, "iss": provider.issuer}
     if request.state is not None:
         params["state"] = request.state

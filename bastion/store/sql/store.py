@@ -275,10 +275,14 @@ class SQLStore:
         await self._write(statement)
 
     # Grants, codes, tokens
-    async def create_grant(self, grant: Grant) -> None:
-        await self._write(sa.insert(t.grants).values(
+    @staticmethod
+    def _insert_grant(grant: Grant) -> sa.Executable:
+        return sa.insert(t.grants).values(
             grant_id=grant.grant_id, client_id=grant.client_id, user_id=grant.user_id,
-            scope=format_scope(grant.scope), created_at=grant.created_at, revoked_at=grant.revoked_at))
+            scope=format_scope(grant.scope), created_at=grant.created_at, revoked_at=grant.revoked_at)
+
+    async def create_grant(self, grant: Grant) -> None:
+        await self._write(self._insert_grant(grant))
 
     async def revoke_grant(self, grant_id: str, now: datetime) -> None:
         await self._write(
@@ -289,8 +293,9 @@ class SQLStore:
             .values(revoked_at=now),
         )
 
-    async def save_authorization_code(self, code: AuthorizationCode) -> None:
-        await self._write(sa.insert(t.authorization_codes).values(
+    async def save_authorization_code(self, code: AuthorizationCode, grant: Grant | None = None) -> None:
+        statements: list[sa.Executable] = [] if grant is None else [self._insert_grant(grant)]
+        await self._write(*statements, sa.insert(t.authorization_codes).values(
             code_hash=code.code_hash, grant_id=code.grant_id, client_id=code.client_id, user_id=code.user_id,
             redirect_uri=code.redirect_uri, code_challenge=code.code_challenge, scope=format_scope(code.scope),
             nonce=code.nonce, claims=code.claims, acr=code.acr, amr=list(code.amr), session_id=code.session_id,
