@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     """The `aud` of access tokens when no resource is requested; the issuer when unset."""
     key_refresh_interval: int = Field(default=60, ge=1)
     """How often, in seconds, a running server looks for keys rotated by `bastion keys rotate`."""
+    login_max_failures: int = Field(default=5, ge=1)
+    """Failed logins allowed per username within the failure window before logins are refused."""
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    """Failed logins allowed per client address within the failure window."""
+    login_failure_window: int = Field(default=300, ge=1)
+    """The failed-login window, in seconds."""
     log_level: str = "info"
     """Log level of `bastion serve`."""
 

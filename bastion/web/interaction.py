@@ -15,6 +15,7 @@ from ..core.passwords import verify_password
 from ..core.provider import Provider
 from ..core.scopes import SCOPE_DESCRIPTIONS
 from ..core.secrets import constant_time_equal, hash_secret, new_secret
+from ..core.throttle import clear_login_failures, login_throttled, record_login_failure
 from .cookies import INTERACTION_COOKIE, check_csrf, csrf_token, load_session, start_session
 from .http import parse_params, parse_query, read_form
 from .render import authorization_redirect, error_page, page, redirect
@@ -81,7 +82,8 @@ async def _load_interaction(provider: Provider, request: Request) -> Interaction
 
 
 async def _continue(provider: Provider, request: Request, interaction: Interaction,
-                    session: BrowserSession | None, error: str | None = None, username: str = "") -> Response:
+                    session: BrowserSession | None, error: str | None = None, username: str = "",
+                    status: int = 401) -> Response:
     """Show the page the request still needs, or finish it with a code."""
     auth_request = az.AuthorizationRequest.from_dict(interaction.request)
     client = await provider.store.get_client(auth_request.client_id)
@@ -94,7 +96,7 @@ async def _continue(provider: Provider, request: Request, interaction: Interacti
                                                         auth_request.response_mode, exc))
     csrf = csrf_token(provider, request.cookies.get(INTERACTION_COOKIE, ""))
     if step == "login":
-        return page("login.html", status=401 if error else 200, client=client, uid=interaction.uid, csrf=csrf,
+        return page("login.html", status=status if error else 200, client=client, uid=interaction.uid, csrf=csrf,
                     error=error, username=username or auth_request.login_hint or "")
     assert session is not None
     if step == "consent":
@@ -133,12 +135,19 @@ async def interaction_login(request: Request) -> Response:
     if interaction is None:
         return error_page(EXPIRED)
     username, password = form.get("username", "")[:255], form.get("password", "")[:1024]
+    address = request.client.host if request.client else None
+    if await login_throttled(provider, username, address):
+        log.warning("login throttled for interaction %s", interaction.uid[:8])
+        return await _continue(provider, request, interaction, None, username=username, status=429,
+                               error="Too many failed attempts. Wait a few minutes, then try again.")
     user = await provider.store.get_user_by_username(username) if username else None
     # The same work and the same words whether the username or the password was wrong.
     if not verify_password(user.password_hash if user else None, password) or user is None:
         log.info("failed login for interaction %s", interaction.uid[:8])
+        await record_login_failure(provider, username, address)
         return await _continue(provider, request, interaction, None, error="Incorrect username or password.",
                                username=username)
+    await clear_login_failures(provider, username)
     response = redirect(f"/interaction/{interaction.uid}")
     await start_session(provider, request, response, user.id)
     await provider.store.update_interaction(interaction.uid, login_at=provider.now())

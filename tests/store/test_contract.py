@@ -572,3 +572,20 @@ async def test_delete_expired_removes_expired_rows_and_keeps_live_ones(store: St
 
     assert await store.delete_expired(now) == 0
     assert await store.delete_expired(now + SECOND) == 5  # the live rows and the consumed interaction
+
+
+async def test_rate_limit_windows_count_concurrent_hits_and_reset(store: Store, now: datetime) -> None:
+    window = timedelta(minutes=5)
+    key = "k" * 64
+    assert await store.rate_limit_count(key, now - window) == 0
+    counts = await asyncio.gather(*(store.rate_limit_hit(key, now, now - window) for _ in range(20)))
+    assert sorted(counts) == list(range(1, 21))  # every concurrent hit counted exactly once
+    assert await store.rate_limit_count(key, now - window) == 20
+    later = now + window + SECOND
+    assert await store.rate_limit_count(key, later - window) == 0  # the window has passed
+    assert await store.rate_limit_hit(key, later, later - window) == 1  # a new window starts
+    await store.rate_limit_reset(key)
+    assert await store.rate_limit_count(key, later - window) == 0
+    await store.rate_limit_hit(key, now, now - window)
+    assert await store.delete_expired(now + timedelta(days=1)) >= 1
+    assert await store.rate_limit_count(key, now - window) == 0

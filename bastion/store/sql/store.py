@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from ..base import DuplicateError
 from . import tables as t
 
 __all__ = ["SQLStore", "create_engine", "create_store"]
+
+DAY = timedelta(days=1)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -332,10 +334,35 @@ class SQLStore:
                                  scope=parse_scope(row.scope), expires_at=row.expires_at,
                                  userinfo_claims=tuple(row.userinfo_claims))
 
+    async def rate_limit_count(self, key_hash: str, window_start: datetime) -> int:
+        row = await self._one(sa.select(t.rate_limits.c.count).where(
+            t.rate_limits.c.key_hash == key_hash, t.rate_limits.c.window_start >= window_start))
+        return int(row[0]) if row else 0
+
+    async def rate_limit_hit(self, key_hash: str, now: datetime, window_start: datetime) -> int:
+        # One atomic upsert: concurrent failures from many processes are all counted.
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        rl = t.rate_limits
+        stale = rl.c.window_start < window_start
+        base = insert(rl).values(key_hash=key_hash, window_start=now, count=1)
+        statement = base.on_conflict_do_update(
+            index_elements=[rl.c.key_hash],
+            set_={"count": sa.case((stale, 1), else_=rl.c.count + 1),
+                  "window_start": sa.case((stale, base.excluded.window_start), else_=rl.c.window_start)},
+        ).returning(rl.c.count)
+        async with self.engine.begin() as conn:
+            count: int = (await conn.execute(statement)).scalar_one()
+            return count
+
+    async def rate_limit_reset(self, key_hash: str) -> None:
+        await self._write(sa.delete(t.rate_limits).where(t.rate_limits.c.key_hash == key_hash))
+
     async def delete_expired(self, now: datetime) -> int:
         async with self.engine.begin() as conn:
             count = 0
             for table in (t.sessions, t.interactions, t.authorization_codes, t.access_tokens):
                 result = await conn.execute(sa.delete(table).where(table.c.expires_at <= now))
                 count += int(result.rowcount)
-            return count
+            # Rate-limit windows are minutes long; a day-old one counts for nothing.
+            stale = await conn.execute(sa.delete(t.rate_limits).where(t.rate_limits.c.window_start <= now - DAY))
+            return count + int(stale.rowcount)

@@ -124,6 +124,13 @@ authorization_codes = sa.Table(
     sa.Column("consumed_at", UTCDateTime),
 )
 
+rate_limits = sa.Table(
+    "rate_limits", metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("window_start", UTCDateTime, nullable=False, index=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
 access_tokens = sa.Table(
     "access_tokens", metadata,
     sa.Column("jti", sa.String(64), primary_key=True),
