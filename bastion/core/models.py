@@ -132,3 +132,5 @@ class Interaction:
     expires_at: datetime
     login_at: datetime | None = None
     consent_given: bool = False
+    user_id: str | None = None
+    """Who logged in or consented here; a flag counts only for that user's session."""

@@ -101,7 +101,7 @@ async def _continue(provider: Provider, request: Request, interaction: Interacti
     assert session is not None
     if step == "consent":
         user = await provider.store.get_user(session.user_id)
-        scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in auth_request.scope]
+        scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in auth_request.consent_scope]
         return page("consent.html", client=client, uid=interaction.uid, csrf=csrf, scopes=scopes,
                     username=user.username if user else "")
     if not await provider.store.consume_interaction(interaction.uid):
@@ -150,7 +150,7 @@ async def interaction_login(request: Request) -> Response:
     await clear_login_failures(provider, username)
     response = redirect(f"/interaction/{interaction.uid}")
     await start_session(provider, request, response, user.id)
-    await provider.store.update_interaction(interaction.uid, login_at=provider.now())
+    await provider.store.update_interaction(interaction.uid, user_id=user.id, login_at=provider.now())
     return response
 
 
@@ -169,7 +169,7 @@ async def interaction_consent(request: Request) -> Response:
         return authorization_redirect(az.error_response(
             provider, auth_request.redirect_uri, auth_request.state, auth_request.response_mode, error))
     previous = await provider.store.get_consent(session.user_id, auth_request.client_id)
-    scope = tuple(dict.fromkeys((*(previous.scope if previous else ()), *auth_request.scope)))
+    scope = tuple(dict.fromkeys((*(previous.scope if previous else ()), *auth_request.consent_scope)))
     await provider.store.save_consent(Consent(session.user_id, auth_request.client_id, scope, provider.now()))
-    await provider.store.update_interaction(interaction.uid, consent_given=True)
+    await provider.store.update_interaction(interaction.uid, user_id=session.user_id, consent_given=True)
     return redirect(f"/interaction/{interaction.uid}")

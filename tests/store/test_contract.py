@@ -347,25 +347,27 @@ async def test_interaction_round_trip_and_expiry(store: Store, now: datetime) ->
     assert await store.get_interaction("i-old", now) is None
     assert await store.get_interaction("missing", now) is None
 
-    # update_interaction sets only what it is given.
-    await store.update_interaction("i-1")
-    assert await store.get_interaction("i-1", now) == pending
+    # update_interaction records who acted, and sets only the flags it is given.
+    await store.update_interaction("i-1", user_id="u-alice")
+    stored = await store.get_interaction("i-1", now)
+    assert stored is not None
+    assert (stored.user_id, stored.login_at, stored.consent_given) == ("u-alice", None, False)
 
     login_at = now + SECOND
-    await store.update_interaction("i-1", login_at=login_at)
+    await store.update_interaction("i-1", user_id="u-alice", login_at=login_at)
     stored = await store.get_interaction("i-1", now)
     assert stored is not None
     assert (stored.login_at, stored.consent_given) == (login_at, False)
 
-    await store.update_interaction("i-1", consent_given=True)
+    await store.update_interaction("i-1", user_id="u-bob", consent_given=True)
     stored = await store.get_interaction("i-1", now)
     assert stored is not None
-    assert (stored.login_at, stored.consent_given) == (login_at, True)
+    assert (stored.user_id, stored.login_at, stored.consent_given) == ("u-bob", login_at, True)
 
-    await store.update_interaction("i-1", login_at=now + 2 * SECOND, consent_given=False)
+    await store.update_interaction("i-1", user_id="u-alice", login_at=now + 2 * SECOND, consent_given=False)
     assert await store.get_interaction("i-1", now) == interaction("i-1", now, request=request,
-                                                                  login_at=now + 2 * SECOND)
-    await store.update_interaction("missing", login_at=now)
+                                                                  login_at=now + 2 * SECOND, user_id="u-alice")
+    await store.update_interaction("missing", user_id="u-alice", login_at=now)
 
 
 async def test_consume_interaction_succeeds_once_however_many_race(store: Store, now: datetime) -> None:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ..claims import parse_claims_request
+from ..claims import claim_scopes, parse_claims_request, requested_value
 from ..errors import (
     ConsentRequired,
     InvalidRedirectUri,
@@ -67,9 +67,16 @@ class AuthorizationRequest:
     prompt: tuple[str, ...] = ()
     max_age: int | None = None
     login_hint: str | None = None
-    id_token_hint_sub: str | None = None
+    required_sub: str | None = None
+    """The user the client expects (`id_token_hint`, or a `claims` request for a `sub` value)."""
     claims: dict[str, Any] | None = None
     acr_values: str | None = None
+    public_client: bool = False
+
+    @property
+    def consent_scope(self) -> tuple[str, ...]:
+        """What the user consents to: the scopes, and those that release individually requested claims."""
+        return tuple(dict.fromkeys((*self.scope, *claim_scopes(self.claims))))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,18 +182,22 @@ def validate_request(provider: Provider, client: Client, redirect_uri: str,
     code_challenge = check_code_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
     prompt = _check_prompt(params)
     max_age = _check_max_age(params)
-    claims = parse_claims_request(params.get("claims"))
-    hint_sub = None
+    claims = parse_claims_request(params.get("claims"), client.scope)
+    required_sub = requested_value(claims, "sub")
     if params.get("id_token_hint"):
         hint = verify_id_token_hint(provider, params["id_token_hint"])
         if hint is None:
             raise InvalidRequest("id_token_hint is not a valid ID token issued by this provider")
-        hint_sub = hint["sub"]
+        if required_sub is not None and required_sub != hint["sub"]:
+            raise InvalidRequest("id_token_hint and the claims request name different users")
+        required_sub = hint["sub"]
+    if required_sub is not None and not isinstance(required_sub, str):
+        raise InvalidRequest("claims: the sub value must be a string")
     return AuthorizationRequest(
         client_id=client.client_id, redirect_uri=redirect_uri, response_mode=response_mode_of(params),
         scope=scope, code_challenge=code_challenge, state=params.get("state"), nonce=params.get("nonce"),
-        prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), id_token_hint_sub=hint_sub,
-        claims=claims, acr_values=params.get("acr_values"),
+        prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), required_sub=required_sub,
+        claims=claims, acr_values=params.get("acr_values"), public_client=client.is_public,
     )
 
 
@@ -194,21 +205,25 @@ def _needs_login(request: AuthorizationRequest, session: BrowserSession | None,
                  interaction: Interaction | None, now: datetime) -> bool:
     if session is None:
         return True
-    if interaction is not None and session.auth_time >= interaction.created_at:
-        return False  # the user has just logged in for this very request
+    if (interaction is not None and interaction.user_id == session.user_id
+            and session.auth_time >= interaction.created_at):
+        return False  # this user has just logged in for this very request
     if "login" in request.prompt:
         return True
     if request.max_age is not None and (now - session.auth_time).total_seconds() > request.max_age:
         return True
-    return request.id_token_hint_sub is not None and request.id_token_hint_sub != session.user_id
+    return request.required_sub is not None and request.required_sub != session.user_id
 
 
-def _needs_consent(request: AuthorizationRequest, consent: Consent | None, interaction: Interaction | None) -> bool:
-    if interaction is not None and interaction.consent_given:
+def _needs_consent(request: AuthorizationRequest, session: BrowserSession, consent: Consent | None,
+                   interaction: Interaction | None) -> bool:
+    if interaction is not None and interaction.consent_given and interaction.user_id == session.user_id:
         return False
-    if "consent" in request.prompt:
+    # A public client's identity cannot be proven (any loopback port, custom schemes), so another
+    # app could pose as it: never hand it a code without the user in the loop (RFC 8252 §8.6).
+    if "consent" in request.prompt or request.public_client:
         return True
-    return consent is None or not set(request.scope) <= set(consent.scope)
+    return consent is None or not set(request.consent_scope) <= set(consent.scope)
 
 
 async def next_step(provider: Provider, request: AuthorizationRequest, session: BrowserSession | None,
@@ -221,7 +236,7 @@ async def next_step(provider: Provider, request: AuthorizationRequest, session: 
         return "login"
     assert session is not None
     consent = await provider.store.get_consent(session.user_id, request.client_id)
-    if _needs_consent(request, consent, interaction):
+    if _needs_consent(request, session, consent, interaction):
         if silent:
             raise ConsentRequired("The user has not consented to the requested scopes")
         return "consent"

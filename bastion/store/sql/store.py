@@ -83,7 +83,7 @@ def _user(row: sa.Row[Any]) -> User:
 def _interaction(row: sa.Row[Any]) -> Interaction:
     return Interaction(uid=row.uid, binding_hash=row.binding_hash, request=dict(row.request),
                        created_at=row.created_at, expires_at=row.expires_at, login_at=row.login_at,
-                       consent_given=bool(row.consent_given))
+                       consent_given=bool(row.consent_given), user_id=row.user_id)
 
 
 def _code(row: sa.Row[Any]) -> AuthorizationCode:
@@ -236,7 +236,7 @@ class SQLStore:
         await self._write(sa.insert(t.interactions).values(
             uid=interaction.uid, binding_hash=interaction.binding_hash, request=interaction.request,
             created_at=interaction.created_at, expires_at=interaction.expires_at, login_at=interaction.login_at,
-            consent_given=interaction.consent_given, consumed=False,
+            consent_given=interaction.consent_given, consumed=False, user_id=interaction.user_id,
         ))
 
     async def get_interaction(self, uid: str, now: datetime) -> Interaction | None:
@@ -244,15 +244,14 @@ class SQLStore:
             t.interactions.c.uid == uid, t.interactions.c.expires_at > now, t.interactions.c.consumed.is_(False)))
         return _interaction(row) if row else None
 
-    async def update_interaction(self, uid: str, *, login_at: datetime | None = None,
+    async def update_interaction(self, uid: str, *, user_id: str, login_at: datetime | None = None,
                                  consent_given: bool | None = None) -> None:
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"user_id": user_id}
         if login_at is not None:
             values["login_at"] = login_at
         if consent_given is not None:
             values["consent_given"] = consent_given
-        if values:
-            await self._write(sa.update(t.interactions).where(t.interactions.c.uid == uid).values(values))
+        await self._write(sa.update(t.interactions).where(t.interactions.c.uid == uid).values(values))
 
     async def consume_interaction(self, uid: str) -> bool:
         return bool(await self._write(

@@ -84,6 +84,7 @@ interactions = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
     sa.Column("login_at", UTCDateTime),
     sa.Column("consent_given", sa.Boolean, nullable=False, default=False),
+    sa.Column("user_id", sa.String(64)),
     sa.Column("consumed", sa.Boolean, nullable=False, default=False),
 )
 
