@@ -2,8 +2,9 @@
 
 Per username, so one account cannot be guessed at; per client address, so one source cannot spray
 many accounts. Only failures count, and both limits apply before the password is even checked, so
-a throttled attacker also stops costing us argon2 work. The message never says whether the
-username exists.
+a throttled attacker also stops costing us argon2 work. The address is the TCP peer: behind a
+reverse proxy every user shares it, so raise BASTION_LOGIN_MAX_FAILURES_PER_ADDRESS there.
+The message never says whether the username exists.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 from .provider import Provider
 from .secrets import hash_secret
 
-__all__ = ["clear_login_failures", "login_throttled", "record_login_failure"]
+__all__ = ["begin_login_attempt", "login_succeeded"]
 
 
 def _keys(username: str, address: str | None) -> list[str]:
@@ -27,20 +28,23 @@ def _limits(provider: Provider) -> tuple[int, int]:
     return provider.settings.login_max_failures, provider.settings.login_max_failures_per_address
 
 
-async def login_throttled(provider: Provider, username: str, address: str | None) -> bool:
-    window_start = provider.now() - timedelta(seconds=provider.settings.login_failure_window)
-    for key, limit in zip(_keys(username, address), _limits(provider), strict=False):
-        if await provider.store.rate_limit_count(key, window_start) >= limit:
-            return True
-    return False
+async def begin_login_attempt(provider: Provider, username: str, address: str | None) -> bool:
+    """Count the attempt first, atomically, then decide: parallel guesses cannot slip past a check.
 
-
-async def record_login_failure(provider: Provider, username: str, address: str | None) -> None:
+    False when the username or the address is over its limit; the password must not be checked.
+    """
     now = provider.now()
     window_start = now - timedelta(seconds=provider.settings.login_failure_window)
-    for key in _keys(username, address):
-        await provider.store.rate_limit_hit(key, now, window_start)
+    allowed = True
+    for key, limit in zip(_keys(username, address), _limits(provider), strict=False):
+        if await provider.store.rate_limit_hit(key, now, window_start) > limit:
+            allowed = False
+    return allowed
 
 
-async def clear_login_failures(provider: Provider, username: str) -> None:
-    await provider.store.rate_limit_reset(_keys(username, None)[0])
+async def login_succeeded(provider: Provider, username: str, address: str | None) -> None:
+    """Only failures should count: forget the username's, and take this attempt off the address."""
+    keys = _keys(username, address)
+    await provider.store.rate_limit_reset(keys[0])
+    if len(keys) > 1:
+        await provider.store.rate_limit_release(keys[1])

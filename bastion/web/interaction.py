@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from ..core.passwords import verify_password
 from ..core.provider import Provider
 from ..core.scopes import SCOPE_DESCRIPTIONS
 from ..core.secrets import constant_time_equal, hash_secret, new_secret
-from ..core.throttle import clear_login_failures, login_throttled, record_login_failure
+from ..core.throttle import begin_login_attempt, login_succeeded
 from .cookies import INTERACTION_COOKIE, check_csrf, csrf_token, load_session, start_session
 from .http import parse_params, parse_query, read_form
 from .render import authorization_redirect, error_page, page, redirect
@@ -136,18 +137,19 @@ async def interaction_login(request: Request) -> Response:
         return error_page(EXPIRED)
     username, password = form.get("username", "")[:255], form.get("password", "")[:1024]
     address = request.client.host if request.client else None
-    if await login_throttled(provider, username, address):
+    if not await begin_login_attempt(provider, username, address):
         log.warning("login throttled for interaction %s", interaction.uid[:8])
         return await _continue(provider, request, interaction, None, username=username, status=429,
                                error="Too many failed attempts. Wait a few minutes, then try again.")
     user = await provider.store.get_user_by_username(username) if username else None
-    # The same work and the same words whether the username or the password was wrong.
-    if not verify_password(user.password_hash if user else None, password) or user is None:
+    # The same work and the same words whether the username or the password was wrong; argon2 runs
+    # in a thread so that a login does not stall every other request on this worker.
+    valid = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+    if not valid or user is None:
         log.info("failed login for interaction %s", interaction.uid[:8])
-        await record_login_failure(provider, username, address)
         return await _continue(provider, request, interaction, None, error="Incorrect username or password.",
                                username=username)
-    await clear_login_failures(provider, username)
+    await login_succeeded(provider, username, address)
     response = redirect(f"/interaction/{interaction.uid}")
     await start_session(provider, request, response, user.id)
     await provider.store.update_interaction(interaction.uid, user_id=user.id, login_at=provider.now())

@@ -50,3 +50,12 @@ async def test_a_success_resets_the_username_count(flow: Flow) -> None:
     page = await login_page(flow)
     for _ in range(4):
         assert (await flow.login(page, password="wrong")).status_code == 401
+
+
+async def test_parallel_guesses_cannot_slip_past_the_limit(flow: Flow) -> None:
+    import asyncio
+
+    page = await login_page(flow)
+    responses = await asyncio.gather(*(flow.login(page, password=f"guess-{i}") for i in range(30)))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(401) == 5 and statuses.count(429) == 25  # only five passwords were ever checked

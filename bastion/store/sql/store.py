@@ -353,6 +353,10 @@ class SQLStore:
             count: int = (await conn.execute(statement)).scalar_one()
             return count
 
+    async def rate_limit_release(self, key_hash: str) -> None:
+        rl = t.rate_limits
+        await self._write(sa.update(rl).where(rl.c.key_hash == key_hash, rl.c.count > 0).values(count=rl.c.count - 1))
+
     async def rate_limit_reset(self, key_hash: str) -> None:
         await self._write(sa.delete(t.rate_limits).where(t.rate_limits.c.key_hash == key_hash))
 
