@@ -71,8 +71,9 @@ def build_client(args: argparse.Namespace) -> tuple[Client, str | None]:
     if (method == "none") != bool(args.public or method == "none"):
         raise UsageError("a public client uses --token-endpoint-auth-method none")
     secret = None if method == "none" else (args.secret or new_secret(32))
-    if secret is not None and len(secret) < 16:
-        raise UsageError("a client secret must be at least 16 characters (omit --secret to generate one)")
+    if secret is not None and len(secret) < 32:
+        # Secrets are stored as an unsalted SHA-256, which is right only for high-entropy values.
+        raise UsageError("a client secret must be at least 32 random characters (omit --secret to generate one)")
     app_type = args.application_type or ("native" if method == "none" else "web")
     for uri in [*args.redirect_uri, *args.post_logout_redirect_uri]:
         problem = check_registered_uri(uri, native=app_type == "native")

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
             raise ValueError("issuer must be an https URL without query or fragment")
+        if parts.path not in ("", "/"):
+            # Pages, form actions and cookie paths are rooted at "/": serve Bastion on its own host name.
+            raise ValueError("issuer must not have a path (serve Bastion at the root of its own host)")
         if parts.scheme == "http" and not is_loopback_http(value):
             raise ValueError("issuer must use https unless it is a loopback address")
         return value.rstrip("/")

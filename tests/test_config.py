@@ -31,7 +31,8 @@ def test_loopback_issuer_generates_a_private_secret_once(tmp_path: Path) -> None
     assert (tmp_path / "key-encryption.secret").stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.parametrize("issuer", ["http://id.example.com", "https://id.example.com/?x=1", "ftp://x", "not a url"])
+@pytest.mark.parametrize("issuer", ["http://id.example.com", "https://id.example.com/?x=1", "ftp://x", "not a url",
+                                    "https://id.example.com/op"])
 def test_unsafe_issuers_are_refused(issuer: str) -> None:
     with pytest.raises(ValidationError):
         Settings(issuer=issuer)

@@ -49,6 +49,8 @@ async def authenticate_client(provider: Provider, params: Mapping[str, str], aut
     else:
         raise InvalidClient("Client authentication is required")
 
+    if "\x00" in client_id or len(client_id) > 255:
+        raise InvalidClient("Client authentication failed")
     client = await provider.store.get_client(client_id)
     if client is None:
         raise InvalidClient("Client authentication failed", detail=f"unknown client {client_id!r}")
@@ -58,6 +60,9 @@ async def authenticate_client(provider: Provider, params: Mapping[str, str], aut
         return client
     if method == "none" or client.secret_hash is None or secret is None:
         raise InvalidClient("Client authentication failed", detail="confidential client sent no secret")
+    if method != client.token_endpoint_auth_method:
+        # The registered method is the only one accepted (RFC 7591 §2), as node oidc-provider does.
+        raise InvalidClient(f"This client authenticates with {client.token_endpoint_auth_method}")
     # A secret is 256 random bits, so SHA-256 is the right storage hash; compare in constant time.
     if not constant_time_equal(hash_secret(secret), client.secret_hash):
         raise InvalidClient("Client authentication failed", detail=f"wrong secret for {client_id!r}")

@@ -26,7 +26,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "email": "See your email address",
     "address": "See your postal address",
     "phone": "See your phone number",
-    "offline_access": "Stay connected while you are away (keep access until you revoke it)",
+    "offline_access": "Stay connected while you are away",
 }
 
 

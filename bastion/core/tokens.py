@@ -125,6 +125,8 @@ def verify_id_token_hint(provider: Provider, token: str) -> dict[str, Any] | Non
     except jose.JOSEError:
         return None
     claims = verified.claims
+    if str(verified.header.get("typ", "JWT")).lower() not in ("jwt", "application/jwt"):
+        return None  # an access token (at+jwt) is not an ID token
     if claims.get("iss") != provider.issuer or not isinstance(claims.get("sub"), str):
         return None
     return claims

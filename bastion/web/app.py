@@ -71,14 +71,22 @@ class AccessLog:
                               (time.perf_counter() - start) * 1000)
 
 
-async def _refresh_keys_forever(provider: Provider) -> None:
+HOUSEKEEPING_INTERVAL = 3600.0
+
+
+async def _background(provider: Provider) -> None:
+    """Pick up rotated keys, and hourly delete expired codes, tokens, sessions and interactions."""
+    last_cleanup = time.monotonic()
     while True:
         await asyncio.sleep(provider.settings.key_refresh_interval)
         try:
             if await refresh_keys(provider):
                 log.info("signing keys reloaded")
-        except Exception:  # a database hiccup must not stop future refreshes
-            log.warning("could not refresh signing keys", exc_info=True)
+            if time.monotonic() - last_cleanup >= HOUSEKEEPING_INTERVAL:
+                last_cleanup = time.monotonic()
+                log.info("deleted %d expired records", await provider.store.delete_expired(provider.now()))
+        except Exception:  # a database hiccup must not stop future runs
+            log.warning("background maintenance failed", exc_info=True)
 
 
 async def home(request: Request) -> Response:
@@ -116,7 +124,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         logging.getLogger("bastion").setLevel(resolved.log_level.upper())
         built = await build_provider(resolved)
         app.state.provider = built
-        refresher = asyncio.create_task(_refresh_keys_forever(built))
+        refresher = asyncio.create_task(_background(built))
         try:
             yield
         finally:

@@ -71,7 +71,7 @@ async def userinfo(request: Request) -> Response:
     try:
         body = await userinfo_claims(provider, await _bearer_token(request))
     except OAuthError as exc:
-        return oauth_error_response(exc, CORS_HEADERS)
+        return oauth_error_response(exc, CORS_HEADERS, bearer=True)
     return json_response(body, headers=CORS_HEADERS)
 
 

@@ -39,18 +39,17 @@ def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[s
     return Response(content, status_code=status, headers=all_headers, media_type="application/json")
 
 
-def oauth_error_response(error: OAuthError, headers: Mapping[str, str] | None = None) -> Response:
-    """RFC 6749 §5.2 (and RFC 6750 §3 for bearer errors): JSON, no-store, the challenge where due."""
+def oauth_error_response(error: OAuthError, headers: Mapping[str, str] | None = None,
+                         bearer: bool = False) -> Response:
+    """RFC 6749 §5.2, or for a protected resource (`bearer`) RFC 6750 §3: JSON, no-store, the challenge."""
     extra = dict(headers or {})
     if isinstance(error, MissingToken):
         extra["WWW-Authenticate"] = 'Bearer realm="bastion"'  # no error code without a token (RFC 6750 §3.1)
-    elif isinstance(error, InvalidClient):
-        extra["WWW-Authenticate"] = 'Basic realm="bastion", charset="UTF-8"'
-    elif error.status in (401, 403) and isinstance(error, InvalidToken | OAuthError) and error.error in (
-        "invalid_token", "insufficient_scope"
-    ):
+    elif bearer or isinstance(error, InvalidToken):
         desc = error.description.replace('"', "'")
         extra["WWW-Authenticate"] = f'Bearer realm="bastion", error="{error.error}", error_description="{desc}"'
+    elif isinstance(error, InvalidClient):
+        extra["WWW-Authenticate"] = 'Basic realm="bastion", charset="UTF-8"'
     return json_response(error.to_dict(), error.status, extra)
 
 
@@ -63,6 +62,8 @@ def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
             # The name is not echoed: error_description must stay within RFC 6749 §5.2's characters.
             raise InvalidRequest("A parameter is repeated")
         seen.add(key)
+        if "\x00" in key or "\x00" in value:
+            raise InvalidRequest("Parameters must not contain NUL characters")  # no database stores them
         if value != "":
             params[key] = value
     return params

@@ -97,12 +97,25 @@ async def test_confidential_client_without_secret_is_invalid_client(flow: Flow) 
     assert_oauth_error(response, "invalid_client", 401)
 
 
-async def test_client_secret_post_is_accepted(flow: Flow) -> None:
-    code, verifier = await code_for(flow)
-    response = await flow.http.post("/token", data={
+async def test_only_the_registered_authentication_method_is_accepted(flow: Flow, provider: Provider) -> None:
+    from bastion.core.models import Client
+    from bastion.core.secrets import hash_secret
+
+    await provider.store.create_client(Client(
+        client_id="poster", client_name="Poster", redirect_uris=(APP_REDIRECT,),
+        token_endpoint_auth_method="client_secret_post", secret_hash=hash_secret("p" * 40), created_at=provider.now()))
+    code, verifier = await code_for(flow, client_id="poster")
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": APP_REDIRECT, "code_verifier": verifier}
+    assert_oauth_error(await flow.http.post("/token", data=form, auth=("poster", "p" * 40)), "invalid_client", 401)
+    response = await flow.http.post("/token", data={**form, "client_id": "poster", "client_secret": "p" * 40})
+    assert response.status_code == 200, response.text
+    # And the other way round: "app" registered client_secret_basic may not post its secret.
+    req = flow.request()
+    code, verifier = (await flow.run(req, expect_login=False))["code"], req.verifier
+    refused = await flow.http.post("/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": APP_REDIRECT, "code_verifier": verifier,
         "client_id": "app", "client_secret": SECRET})
-    assert response.status_code == 200, response.text
+    assert_oauth_error(refused, "invalid_client", 401)
 
 
 async def test_two_authentication_methods_at_once_are_refused(flow: Flow) -> None:

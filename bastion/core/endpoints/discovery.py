@@ -39,7 +39,7 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "claim_types_supported": ["normal"],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "display_values_supported": ["page", "popup", "touch"],
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
