@@ -20,6 +20,7 @@ __all__ = [
     "parse_params",
     "parse_query",
     "read_form",
+    "request_params",
 ]
 
 MAX_BODY = 64 * 1024
@@ -74,6 +75,12 @@ def parse_query(query: str) -> list[tuple[str, str]]:
         return parse_qsl(query, keep_blank_values=True, max_num_fields=200)
     except ValueError:
         raise InvalidRequest("Too many parameters") from None
+
+
+async def request_params(request: Request) -> dict[str, str]:
+    """Parameters of an endpoint that takes GET (query) and POST (form body) alike."""
+    pairs = await read_form(request) if request.method == "POST" else parse_query(request.url.query)
+    return parse_params(pairs)
 
 
 async def read_form(request: Request) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from ..core.scopes import SCOPE_DESCRIPTIONS
 from ..core.secrets import constant_time_equal, hash_secret, new_secret
 from ..core.throttle import begin_login_attempt, login_succeeded
 from .cookies import INTERACTION_COOKIE, check_csrf, csrf_token, load_session, start_session
-from .http import parse_params, parse_query, read_form
+from .http import parse_params, read_form, request_params
 from .render import authorization_redirect, error_page, page, redirect
 
 __all__ = ["authorize", "interaction_consent", "interaction_login", "interaction_show"]
@@ -27,15 +27,10 @@ log = logging.getLogger("bastion.authorize")
 EXPIRED = "This sign-in request has expired or was already completed. Go back to the application and try again."
 
 
-async def _request_params(request: Request) -> dict[str, str]:
-    pairs = await read_form(request) if request.method == "POST" else parse_query(request.url.query)
-    return parse_params(pairs)
-
-
 async def authorize(request: Request) -> Response:
     provider: Provider = request.app.state.provider
     try:
-        params = await _request_params(request)
+        params = await request_params(request)
     except OAuthError as exc:
         # Without trustworthy parameters there is no safe place to redirect to.
         return error_page(exc.description)

@@ -9,7 +9,7 @@ from ..core.endpoints.end_session import LogoutRequest, validate_logout_request
 from ..core.errors import OAuthError
 from ..core.provider import Provider
 from .cookies import SESSION_COOKIE, check_csrf, clear_session, csrf_token, load_session
-from .http import parse_params, parse_query, read_form
+from .http import parse_params, read_form, request_params
 from .render import error_page, page, redirect
 
 __all__ = ["logout", "logout_confirm"]
@@ -27,8 +27,7 @@ async def _finish(provider: Provider, request: Request, logout_request: LogoutRe
 async def logout(request: Request) -> Response:
     provider: Provider = request.app.state.provider
     try:
-        pairs = await read_form(request) if request.method == "POST" else parse_query(request.url.query)
-        params = parse_params(pairs)
+        params = await request_params(request)
         logout_request = await validate_logout_request(provider, params)
     except OAuthError as exc:
         return error_page(exc.description)
