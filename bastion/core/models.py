@@ -14,6 +14,7 @@ __all__ = [
     "Consent",
     "Grant",
     "Interaction",
+    "RefreshToken",
     "User",
 ]
 
@@ -33,6 +34,14 @@ class Client:
     application_type: str = "web"
     id_token_signed_response_alg: str = "RS256"
     created_at: datetime | None = None
+    resources: tuple[str, ...] = ()
+    """Resource indicators (RFC 8707) this client may ask tokens for; for a resource server, its own."""
+    access_token_format: str = "jwt"
+    """`jwt` (RFC 9068) or `opaque` (a reference token, validated by introspection)."""
+    permissions: tuple[str, ...] = ()
+    """Extra rights, e.g. `introspect` for a resource server introspecting tokens meant for it."""
+    refresh_token_policy: str = "offline_access"
+    """When a refresh token is issued: `offline_access` (when granted) or `always`."""
 
     @property
     def is_public(self) -> bool:
@@ -61,6 +70,31 @@ class Grant:
     scope: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None = None
+    auth_time: datetime | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
+    claims: dict[str, Any] | None = None
+    resources: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    """The family's absolute end: no refresh token of this grant outlives it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """One link of a refresh-token family (RFC 6749 §6); only the hash is stored.
+
+    `expires_at` is the earlier of its idle deadline and the family's absolute end, so rotating on
+    every use is what keeps an active family alive.
+    """
+
+    token_hash: str
+    grant_id: str
+    client_id: str
+    user_id: str
+    scope: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime
+    consumed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +130,9 @@ class AccessTokenRecord:
     expires_at: datetime
     revoked_at: datetime | None = None
     userinfo_claims: tuple[str, ...] = ()
+    token_hash: str | None = None
+    """Set for opaque access tokens, which are looked up by hash."""
+    audience: tuple[str, ...] = ()
     """Claims the `claims` request parameter asked UserInfo to return (OIDC Core §5.5)."""
 
 

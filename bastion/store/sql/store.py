@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ...core.models import (
     Consent,
     Grant,
     Interaction,
+    RefreshToken,
     User,
 )
 from ...core.scopes import format_scope, parse_scope
@@ -71,8 +73,29 @@ def _client(row: sa.Row[Any]) -> Client:
         redirect_uris=tuple(row.redirect_uris), post_logout_redirect_uris=tuple(row.post_logout_redirect_uris),
         grant_types=tuple(row.grant_types), scope=parse_scope(row.scope),
         application_type=row.application_type, id_token_signed_response_alg=row.id_token_signed_response_alg,
-        created_at=row.created_at,
+        created_at=row.created_at, resources=tuple(row.resources), access_token_format=row.access_token_format,
+        permissions=tuple(row.permissions), refresh_token_policy=row.refresh_token_policy,
     )
+
+
+def _grant(row: sa.Row[Any]) -> Grant:
+    return Grant(grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id, scope=parse_scope(row.scope),
+                 created_at=row.created_at, revoked_at=row.revoked_at, auth_time=row.auth_time, acr=row.acr,
+                 amr=tuple(row.amr), claims=row.claims, resources=tuple(row.resources), expires_at=row.expires_at)
+
+
+def _refresh_token(row: sa.Row[Any]) -> RefreshToken:
+    return RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
+                        user_id=row.user_id, scope=parse_scope(row.scope), created_at=row.created_at,
+                        expires_at=row.expires_at, consumed_at=row.consumed_at)
+
+
+def _access_token(row: sa.Row[Any]) -> AccessTokenRecord:
+    return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id,
+                             scope=parse_scope(row.scope), expires_at=row.expires_at,
+                             revoked_at=row.revoked_at or row.grant_revoked_at,
+                             userinfo_claims=tuple(row.userinfo_claims), token_hash=row.token_hash,
+                             audience=tuple(row.audience))
 
 
 def _user(row: sa.Row[Any]) -> User:
@@ -134,6 +157,8 @@ class SQLStore:
             "grant_types": list(client.grant_types), "scope": format_scope(client.scope),
             "application_type": client.application_type,
             "id_token_signed_response_alg": client.id_token_signed_response_alg, "created_at": client.created_at,
+            "resources": list(client.resources), "access_token_format": client.access_token_format,
+            "permissions": list(client.permissions), "refresh_token_policy": client.refresh_token_policy,
         }
         try:
             await self._write(sa.insert(t.clients).values(values))
@@ -280,7 +305,19 @@ class SQLStore:
     def _insert_grant(grant: Grant) -> sa.Executable:
         return sa.insert(t.grants).values(
             grant_id=grant.grant_id, client_id=grant.client_id, user_id=grant.user_id,
-            scope=format_scope(grant.scope), created_at=grant.created_at, revoked_at=grant.revoked_at)
+            scope=format_scope(grant.scope), created_at=grant.created_at, revoked_at=grant.revoked_at,
+            auth_time=grant.auth_time, acr=grant.acr, amr=list(grant.amr), claims=grant.claims,
+            resources=list(grant.resources), expires_at=grant.expires_at)
+
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        row = await self._one(sa.select(t.grants).where(t.grants.c.grant_id == grant_id))
+        return _grant(row) if row else None
+
+    async def list_grants(self, user_id: str, client_id: str | None = None) -> Sequence[Grant]:
+        query = sa.select(t.grants).where(t.grants.c.user_id == user_id, t.grants.c.revoked_at.is_(None))
+        if client_id is not None:
+            query = query.where(t.grants.c.client_id == client_id)
+        return [_grant(r) for r in await self._all(query.order_by(t.grants.c.created_at.desc()))]
 
     async def create_grant(self, grant: Grant) -> None:
         await self._write(self._insert_grant(grant))
@@ -314,24 +351,83 @@ class SQLStore:
             .values(consumed_at=now)
         ))
 
-    async def record_access_token(self, token: AccessTokenRecord) -> None:
-        await self._write(sa.insert(t.access_tokens).values(
+    @staticmethod
+    def _insert_access_token(token: AccessTokenRecord) -> sa.Executable:
+        return sa.insert(t.access_tokens).values(
             jti=token.jti, grant_id=token.grant_id, client_id=token.client_id, user_id=token.user_id,
             scope=format_scope(token.scope), expires_at=token.expires_at, revoked_at=token.revoked_at,
-            userinfo_claims=list(token.userinfo_claims)))
+            userinfo_claims=list(token.userinfo_claims), token_hash=token.token_hash, audience=list(token.audience))
+
+    @staticmethod
+    def _insert_refresh_token(token: RefreshToken) -> sa.Executable:
+        return sa.insert(t.refresh_tokens).values(
+            token_hash=token.token_hash, grant_id=token.grant_id, client_id=token.client_id, user_id=token.user_id,
+            scope=format_scope(token.scope), created_at=token.created_at, expires_at=token.expires_at,
+            consumed_at=token.consumed_at)
+
+    async def record_access_token(self, token: AccessTokenRecord) -> None:
+        await self._write(self._insert_access_token(token))
+
+    async def record_tokens(self, access: AccessTokenRecord | None, refresh: RefreshToken | None) -> None:
+        statements: list[sa.Executable] = []
+        if access is not None:
+            statements.append(self._insert_access_token(access))
+        if refresh is not None:
+            statements.append(self._insert_refresh_token(refresh))
+        if statements:
+            await self._write(*statements)
+
+    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        row = await self._one(sa.select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash))
+        return _refresh_token(row) if row else None
+
+    async def rotate_refresh_token(self, token_hash: str, now: datetime, new: RefreshToken,
+                                   access: AccessTokenRecord | None) -> bool:
+        rt = t.refresh_tokens
+        async with self.engine.begin() as conn:
+            consumed = await conn.execute(
+                sa.update(rt).where(rt.c.token_hash == token_hash, rt.c.consumed_at.is_(None)).values(consumed_at=now))
+            if consumed.rowcount != 1:
+                return False  # someone else rotated it first: nothing is written
+            await conn.execute(self._insert_refresh_token(new))
+            if access is not None:
+                await conn.execute(self._insert_access_token(access))
+            return True
+
+    async def get_access_token(self, *, jti: str | None = None,
+                               token_hash: str | None = None) -> AccessTokenRecord | None:
+        at, g = t.access_tokens, t.grants
+        query = sa.select(at, g.c.revoked_at.label("grant_revoked_at")).select_from(
+            at.outerjoin(g, g.c.grant_id == at.c.grant_id))
+        query = query.where(at.c.jti == jti) if jti is not None else query.where(at.c.token_hash == token_hash)
+        row = await self._one(query)
+        return _access_token(row) if row else None
+
+    async def revoke_access_token(self, token: AccessTokenRecord, now: datetime) -> None:
+        """Mark a recorded token revoked, or add an unrecorded JWT to the denylist until it expires."""
+        at = t.access_tokens
+        if await self.get_access_token(jti=token.jti) is None:
+            try:
+                await self._write(self._insert_access_token(replace(token, revoked_at=now)))
+                return
+            except IntegrityError:
+                pass  # recorded concurrently: fall through to the update
+        await self._write(sa.update(at).where(at.c.jti == token.jti, at.c.revoked_at.is_(None)).values(revoked_at=now))
+
+    async def record_audit_event(self, event: str, at: datetime, *, detail: str = "", client_id: str | None = None,
+                                 user_id: str | None = None, grant_id: str | None = None) -> None:
+        await self._write(sa.insert(t.audit_events).values(event=event, at=at, detail=detail, client_id=client_id,
+                                                           user_id=user_id, grant_id=grant_id))
+
+    async def list_audit_events(self, limit: int = 100) -> Sequence[dict[str, Any]]:
+        rows = await self._all(sa.select(t.audit_events).order_by(t.audit_events.c.id.desc()).limit(limit))
+        return [dict(r._mapping) for r in rows]
 
     async def get_active_access_token(self, jti: str, now: datetime) -> AccessTokenRecord | None:
-        at, g = t.access_tokens, t.grants
-        row = await self._one(
-            sa.select(at)
-            .select_from(at.outerjoin(g, g.c.grant_id == at.c.grant_id))
-            .where(at.c.jti == jti, at.c.expires_at > now, at.c.revoked_at.is_(None), g.c.revoked_at.is_(None))
-        )
-        if row is None:
+        record = await self.get_access_token(jti=jti)
+        if record is None or record.revoked_at is not None or record.expires_at <= now:
             return None
-        return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id,
-                                 scope=parse_scope(row.scope), expires_at=row.expires_at,
-                                 userinfo_claims=tuple(row.userinfo_claims))
+        return record
 
     async def rate_limit_count(self, key_hash: str, window_start: datetime) -> int:
         row = await self._one(sa.select(t.rate_limits.c.count).where(
@@ -363,9 +459,15 @@ class SQLStore:
     async def delete_expired(self, now: datetime) -> int:
         async with self.engine.begin() as conn:
             count = 0
-            for table in (t.sessions, t.interactions, t.authorization_codes, t.access_tokens):
+            for table in (t.sessions, t.interactions, t.authorization_codes, t.access_tokens, t.refresh_tokens):
                 result = await conn.execute(sa.delete(table).where(table.c.expires_at <= now))
                 count += int(result.rowcount)
             # Rate-limit windows are minutes long; a day-old one counts for nothing.
             stale = await conn.execute(sa.delete(t.rate_limits).where(t.rate_limits.c.window_start <= now - DAY))
-            return count + int(stale.rowcount)
+            count += int(stale.rowcount)
+            # A grant outlives its revocation or end by longer than any access token can (TTL <= 1 day), so a
+            # token recorded in a race with the revocation never finds its grant gone.
+            g = t.grants
+            gone = await conn.execute(sa.delete(g).where(sa.or_(g.c.revoked_at <= now - 2 * DAY,
+                                                                g.c.expires_at <= now - 2 * DAY)))
+            return count + int(gone.rowcount)

@@ -45,6 +45,10 @@ clients = sa.Table(
     sa.Column("application_type", sa.String(10), nullable=False),
     sa.Column("id_token_signed_response_alg", sa.String(10), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("resources", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("access_token_format", sa.String(10), nullable=False, server_default="jwt"),
+    sa.Column("permissions", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("refresh_token_policy", sa.String(20), nullable=False, server_default="offline_access"),
 )
 
 users = sa.Table(
@@ -104,6 +108,35 @@ grants = sa.Table(
     sa.Column("scope", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    sa.Column("auth_time", UTCDateTime),
+    sa.Column("acr", sa.String(255)),
+    sa.Column("amr", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("claims", sa.JSON),
+    sa.Column("resources", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("expires_at", UTCDateTime, index=True),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("grant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("client_id", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("consumed_at", UTCDateTime),
+)
+
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(255)),
+    sa.Column("user_id", sa.String(64)),
+    sa.Column("grant_id", sa.String(64)),
+    sa.Column("detail", sa.Text, nullable=False),
 )
 
 authorization_codes = sa.Table(
@@ -142,4 +175,6 @@ access_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
     sa.Column("revoked_at", UTCDateTime),
     sa.Column("userinfo_claims", sa.JSON, nullable=False),
+    sa.Column("token_hash", sa.String(64), index=True, unique=True),
+    sa.Column("audience", sa.JSON, nullable=False, server_default="[]"),
 )
