@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     """ID-token lifetime in seconds."""
     authorization_code_ttl: int = Field(default=60, ge=10, le=600)
     """Authorization-code lifetime in seconds (RFC 6749 §4.1.2 recommends 10 minutes at most)."""
+    refresh_token_idle_ttl: int = Field(default=14 * 86400, ge=60)
+    """A refresh-token family ends when unused for this long, in seconds (14 days)."""
+    refresh_token_absolute_ttl: int = Field(default=90 * 86400, ge=60)
+    """A refresh-token family ends this long after the user authorized, however used, in seconds (90 days)."""
+    client_cache_ttl: int = Field(default=10, ge=0, le=300)
+    """How long a server process caches a client's registration, in seconds; 0 disables the cache."""
     session_ttl: int = Field(default=86400, ge=60)
     """Browser login session lifetime in seconds."""
     interaction_ttl: int = Field(default=900, ge=60)

@@ -12,17 +12,27 @@ from . import jose
 from .errors import InvalidToken
 from .models import AccessTokenRecord, Client, User
 from .provider import Provider
-from .scopes import format_scope
-from .secrets import b64url, new_secret
+from .scopes import format_scope, parse_scope
+from .secrets import b64url, hash_secret, new_secret
 
-__all__ = ["IssuedAccessToken", "at_hash", "issue_access_token", "issue_id_token", "verify_access_token",
-           "verify_id_token_hint"]
+__all__ = [
+    "ActiveAccessToken",
+    "IssuedAccessToken",
+    "at_hash",
+    "issue_access_token",
+    "issue_id_token",
+    "resolve_access_token",
+    "verify_access_token",
+    "verify_id_token_hint",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedAccessToken:
     token: str
-    record: AccessTokenRecord
+    record: AccessTokenRecord | None
+    """What must be stored: always for opaque tokens and tokens of a user's grant (so that revoking
+    the grant reaches them); None for a JWT nobody needs to find again (client credentials)."""
     expires_in: int
 
 
@@ -38,17 +48,28 @@ def at_hash(access_token: str, alg: str) -> str:
 
 def issue_access_token(
     provider: Provider, *, client: Client, subject: str | None, scope: Iterable[str], grant_id: str | None,
-    auth_time: datetime | None = None, audience: str | list[str] | None = None,
-    userinfo_claims: Iterable[str] = (),
+    auth_time: datetime | None = None, resources: Iterable[str] = (), userinfo_claims: Iterable[str] = (),
 ) -> IssuedAccessToken:
+    """An RFC 9068 JWT, or an opaque reference token if the client is registered for them.
+
+    `aud` is the requested resources (RFC 8707), else the configured default audience.
+    """
     now = provider.now()
     ttl = provider.settings.access_token_ttl
     scope = tuple(scope)
+    audience = tuple(resources) or (provider.settings.audience,)
     jti = new_secret(16)
+    expires_at = now + timedelta(seconds=ttl)
+    if client.access_token_format == "opaque":
+        token = new_secret(32)
+        opaque = AccessTokenRecord(jti=jti, grant_id=grant_id, client_id=client.client_id, user_id=subject,
+                                   scope=scope, expires_at=expires_at, userinfo_claims=tuple(userinfo_claims),
+                                   token_hash=hash_secret(token), audience=audience)
+        return IssuedAccessToken(token, opaque, ttl)
     claims: dict[str, Any] = {
         "iss": provider.issuer,
         "sub": subject or client.client_id,
-        "aud": audience or provider.settings.audience,
+        "aud": audience[0] if len(audience) == 1 else list(audience),
         "exp": _epoch(now) + ttl,
         "iat": _epoch(now),
         "jti": jti,
@@ -60,9 +81,11 @@ def issue_access_token(
     alg = provider.settings.access_token_alg
     key = provider.keys.signing_key(alg)
     token = jose.sign(claims, key.private_key, alg, key.kid, typ="at+jwt")
-    record = AccessTokenRecord(jti=jti, grant_id=grant_id, client_id=client.client_id, user_id=subject,
-                               scope=scope, expires_at=now + timedelta(seconds=ttl),
-                               userinfo_claims=tuple(userinfo_claims))
+    record: AccessTokenRecord | None = None
+    if grant_id is not None:
+        record = AccessTokenRecord(jti=jti, grant_id=grant_id, client_id=client.client_id, user_id=subject,
+                                   scope=scope, expires_at=expires_at, userinfo_claims=tuple(userinfo_claims),
+                                   audience=audience)
     return IssuedAccessToken(token, record, ttl)
 
 
@@ -95,27 +118,62 @@ def issue_id_token(
     return jose.sign(claims, key.private_key, alg, key.kid)
 
 
-async def verify_access_token(provider: Provider, token: str) -> tuple[dict[str, Any], AccessTokenRecord]:
-    """A JWT access token issued here, unexpired, for us, and not revoked; else `InvalidToken`."""
-    try:
-        verified = jose.verify(token, provider.keys.verification_keys, provider.keys.algorithms, typ="at+jwt")
-    except jose.JOSEError as exc:
-        raise InvalidToken("The access token is invalid", detail=str(exc)) from None
-    claims = verified.claims
-    now = _epoch(provider.now())
-    aud = claims.get("aud")
-    audiences = aud if isinstance(aud, list) else [aud]
-    if claims.get("iss") != provider.issuer:
-        raise InvalidToken("The access token is invalid", detail="wrong issuer")
-    if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
-        raise InvalidToken("The access token expired")
-    if provider.settings.audience not in audiences:
+@dataclass(frozen=True, slots=True)
+class ActiveAccessToken:
+    """An access token that is genuine, unexpired and not revoked, whatever its format."""
+
+    jti: str
+    subject: str
+    client_id: str
+    scope: tuple[str, ...]
+    audience: tuple[str, ...]
+    issued_at: int
+    expires_at: int
+    user_id: str | None
+    """The end-user, for tokens of a user's grant; None for client-credentials tokens."""
+    record: AccessTokenRecord | None
+
+
+async def resolve_access_token(provider: Provider, token: str) -> ActiveAccessToken | None:
+    """Look a presented access token up: a JWT by signature and jti denylist, an opaque one by hash."""
+    now = provider.now()
+    if token.count(".") == 2:
+        try:
+            claims = jose.verify(token, provider.keys.verification_keys, provider.keys.algorithms,
+                                 typ="at+jwt").claims
+        except jose.JOSEError:
+            return None
+        jti, sub, client_id, exp, iat = (claims.get(k) for k in ("jti", "sub", "client_id", "exp", "iat"))
+        if (claims.get("iss") != provider.issuer or not isinstance(jti, str) or not isinstance(sub, str)
+                or not isinstance(client_id, str) or not isinstance(exp, int) or not isinstance(iat, int)
+                or exp <= _epoch(now)):
+            return None
+        record = await provider.store.get_access_token(jti=jti)
+        if record is not None and record.revoked_at is not None:
+            return None
+        aud = claims.get("aud")
+        audience = tuple(a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str))
+        # Tokens of a user's grant are always recorded; an unrecorded one is a client-credentials token.
+        return ActiveAccessToken(jti, sub, client_id, parse_scope(claims.get("scope")), audience, iat, exp,
+                                 record.user_id if record else None, record)
+    if not 20 <= len(token) <= 100:
+        return None
+    record = await provider.store.get_access_token(token_hash=hash_secret(token))
+    if record is None or record.revoked_at is not None or record.expires_at <= now:
+        return None
+    exp = _epoch(record.expires_at)
+    return ActiveAccessToken(record.jti, record.user_id or record.client_id, record.client_id, record.scope,
+                             record.audience, exp - provider.settings.access_token_ttl, exp, record.user_id, record)
+
+
+async def verify_access_token(provider: Provider, token: str) -> ActiveAccessToken:
+    """An active access token meant for this provider's own endpoints (UserInfo); else `InvalidToken`."""
+    active = await resolve_access_token(provider, token)
+    if active is None:
+        raise InvalidToken("The access token is invalid, expired or revoked")
+    if provider.settings.audience not in active.audience:
         raise InvalidToken("The access token is not meant for this endpoint")
-    jti = claims.get("jti")
-    record = await provider.store.get_active_access_token(jti, provider.now()) if isinstance(jti, str) else None
-    if record is None:
-        raise InvalidToken("The access token was revoked")
-    return claims, record
+    return active
 
 
 def verify_id_token_hint(provider: Provider, token: str) -> dict[str, Any] | None:

@@ -54,11 +54,18 @@ def oauth_error_response(error: OAuthError, headers: Mapping[str, str] | None = 
     return json_response(error.to_dict(), error.status, extra)
 
 
+REPEATABLE = frozenset({"resource"})
+
+
 def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """Parameters must not repeat (RFC 6749 §3.1, §3.2); an empty value counts as absent."""
     params: dict[str, str] = {}
     seen: set[str] = set()
     for key, value in pairs:
+        if key in REPEATABLE and key in params and value:
+            # RFC 8707 §2: `resource` may repeat; absolute URIs hold no spaces, so join with one.
+            params[key] = f"{params[key]} {value}"
+            continue
         if key in seen:
             # The name is not echoed: error_description must stay within RFC 6749 §5.2's characters.
             raise InvalidRequest("A parameter is repeated")

@@ -162,7 +162,9 @@ async def _real_tokens(harness: Harness) -> None:
     provider = harness.provider
     client = await provider.store.get_client("app")
     assert client is not None
-    no_openid = issue_access_token(provider, client=client, subject="user-alice", scope=("profile",), grant_id=None)
+    no_openid = issue_access_token(provider, client=client, subject="user-alice", scope=("profile",),
+                                   grant_id="g-no-openid")
+    assert no_openid.record is not None
     await provider.store.record_access_token(no_openid.record)
     header = json.loads(base64.urlsafe_b64decode(body["access_token"].split(".")[0] + "=="))
     harness.real.update(access_token=body["access_token"], id_token=body["id_token"],

@@ -29,6 +29,7 @@ from ..models import AuthorizationCode, BrowserSession, Client, Consent, Grant, 
 from ..pkce import check_code_challenge
 from ..provider import Provider
 from ..redirect_uris import redirect_uri_matches
+from ..resources import requested_resources
 from ..scopes import SUPPORTED_SCOPES, parse_scope
 from ..secrets import hash_secret, new_secret
 from ..tokens import verify_id_token_hint
@@ -72,6 +73,7 @@ class AuthorizationRequest:
     claims: dict[str, Any] | None = None
     acr_values: str | None = None
     public_client: bool = False
+    resources: tuple[str, ...] = ()
 
     @property
     def consent_scope(self) -> tuple[str, ...]:
@@ -86,6 +88,7 @@ class AuthorizationRequest:
         values = dict(data)
         values["scope"] = tuple(values["scope"])
         values["prompt"] = tuple(values["prompt"])
+        values["resources"] = tuple(values.get("resources", ()))
         return cls(**values)
 
 
@@ -198,6 +201,7 @@ def validate_request(provider: Provider, client: Client, redirect_uri: str,
         scope=scope, code_challenge=code_challenge, state=params.get("state"), nonce=params.get("nonce"),
         prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), required_sub=required_sub,
         claims=claims, acr_values=params.get("acr_values"), public_client=client.is_public,
+        resources=requested_resources(params, client.resources),
     )
 
 
@@ -248,7 +252,9 @@ async def issue_code(provider: Provider, request: AuthorizationRequest,
     """Create the grant and a single-use, short-lived code bound to everything it was issued for."""
     now = provider.now()
     grant = Grant(grant_id=new_secret(16), client_id=request.client_id, user_id=session.user_id,
-                  scope=request.scope, created_at=now)
+                  scope=request.scope, created_at=now, auth_time=session.auth_time, acr=ACR, amr=session.amr,
+                  claims=request.claims, resources=request.resources,
+                  expires_at=now + timedelta(seconds=provider.settings.refresh_token_absolute_ttl))
     code = new_secret(32)
     await provider.store.save_authorization_code(AuthorizationCode(
         code_hash=hash_secret(code), grant_id=grant.grant_id, client_id=request.client_id,

@@ -7,7 +7,6 @@ from typing import Any
 from ..claims import user_claims
 from ..errors import InvalidToken, OAuthError
 from ..provider import Provider
-from ..scopes import parse_scope
 from ..tokens import verify_access_token
 
 __all__ = ["InsufficientScope", "userinfo"]
@@ -19,11 +18,11 @@ class InsufficientScope(OAuthError):
 
 
 async def userinfo(provider: Provider, token: str) -> dict[str, Any]:
-    claims, record = await verify_access_token(provider, token)
-    scope = parse_scope(claims.get("scope"))
-    if "openid" not in scope:
+    active = await verify_access_token(provider, token)
+    if "openid" not in active.scope:
         raise InsufficientScope("The access token was not granted the openid scope")
-    user = await provider.store.get_user(str(claims.get("sub")))
+    user = await provider.store.get_user(active.user_id) if active.user_id else None
     if user is None:
-        raise InvalidToken("The user no longer exists")
-    return user_claims(user, scope, dict.fromkeys(record.userinfo_claims))
+        raise InvalidToken("The access token does not belong to a user")
+    requested = active.record.userinfo_claims if active.record else ()
+    return user_claims(user, active.scope, dict.fromkeys(requested))

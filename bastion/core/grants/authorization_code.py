@@ -9,19 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..claims import user_claims
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import Client
 from ..pkce import verify_pkce
 from ..provider import Provider
-from ..scopes import format_scope
+from ..resources import requested_resources
 from ..secrets import hash_secret
-from ..tokens import issue_access_token, issue_id_token
+from .issuance import issue_tokens, wants_refresh_token
 
 __all__ = ["GRANT_TYPE", "PARAMETERS", "handle"]
 
 GRANT_TYPE = "authorization_code"
-PARAMETERS = frozenset({"code", "redirect_uri", "code_verifier"})
+PARAMETERS = frozenset({"code", "redirect_uri", "code_verifier", "resource"})
 
 
 async def handle(provider: Provider, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
@@ -47,25 +46,14 @@ async def handle(provider: Provider, client: Client, params: Mapping[str, str]) 
         await store.revoke_grant(code.grant_id, now)
         raise InvalidGrant("The authorization code was already used", detail=f"code race, grant {code.grant_id}")
     user = await store.get_user(code.user_id)
-    if user is None:
+    grant = await store.get_grant(code.grant_id)
+    if user is None or grant is None or grant.revoked_at is not None:
         await store.revoke_grant(code.grant_id, now)
-        raise InvalidGrant("The user no longer exists")
-
-    access = issue_access_token(provider, client=client, subject=user.id, scope=code.scope,
-                                grant_id=code.grant_id, auth_time=code.auth_time,
-                                userinfo_claims=(code.claims or {}).get("userinfo", {}).keys())
-    await store.record_access_token(access.record)
-    response: dict[str, Any] = {
-        "access_token": access.token,
-        "token_type": "Bearer",
-        "expires_in": access.expires_in,
-        "scope": format_scope(code.scope),
-    }
-    if "openid" in code.scope:
-        requested = (code.claims or {}).get("id_token")
-        response["id_token"] = issue_id_token(
-            provider, client=client, user=user, auth_time=code.auth_time, nonce=code.nonce,
-            access_token=access.token, acr=code.acr, amr=code.amr,
-            extra_claims={k: v for k, v in user_claims(user, (), requested).items() if k != "sub"},
-        )
-    return response
+        raise InvalidGrant("The authorization is no longer valid")
+    # RFC 8707 §2.2: the token request may narrow the resources of the authorization, never widen them.
+    resources = requested_resources(params, grant.resources) or grant.resources
+    refresh_scope = code.scope if wants_refresh_token(client, code.scope) else None
+    issued = issue_tokens(provider, client=client, user=user, grant=grant, scope=code.scope, resources=resources,
+                          refresh_scope=refresh_scope, nonce=code.nonce)
+    await store.record_tokens(issued.access, issued.refresh)
+    return issued.response
