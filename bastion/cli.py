@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -27,7 +28,7 @@ from .store.sql.migrate import SchemaOutdated, check_schema_current, upgrade
 
 __all__ = ["main"]
 
-GRANT_TYPES = ("authorization_code",)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 
@@ -60,6 +61,8 @@ def _client_dict(client: Client) -> dict[str, Any]:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "grant_types": list(client.grant_types), "scope": format_scope(client.scope),
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "resources": list(client.resources), "access_token_format": client.access_token_format,
+        "permissions": list(client.permissions), "refresh_token_policy": client.refresh_token_policy,
     }
 
 
@@ -79,9 +82,14 @@ def build_client(args: argparse.Namespace) -> tuple[Client, str | None]:
         problem = check_registered_uri(uri, native=app_type == "native")
         if problem:
             raise UsageError(f"redirect URI {uri!r} {problem}")
-    grant_types = tuple(args.grant_type or GRANT_TYPES)
+    grant_types = tuple(dict.fromkeys(args.grant_type or ("authorization_code",)))
     if "authorization_code" in grant_types and not args.redirect_uri:
         raise UsageError("the authorization_code grant needs at least one --redirect-uri")
+    if "client_credentials" in grant_types and method == "none":
+        raise UsageError("client_credentials needs a confidential client")
+    for resource in args.resource:
+        if not urlsplit(resource).scheme or not urlsplit(resource).netloc or "#" in resource:
+            raise UsageError(f"resource {resource!r} must be an absolute URI without a fragment")
     scope = parse_scope(args.scope) if args.scope else SUPPORTED_SCOPES
     client = Client(
         client_id=args.client_id, client_name=args.name or args.client_id,
@@ -89,6 +97,8 @@ def build_client(args: argparse.Namespace) -> tuple[Client, str | None]:
         secret_hash=hash_secret(secret) if secret else None,
         post_logout_redirect_uris=tuple(args.post_logout_redirect_uri), grant_types=grant_types, scope=scope,
         application_type=app_type, id_token_signed_response_alg=args.id_token_alg, created_at=utcnow(),
+        resources=tuple(args.resource), access_token_format=args.access_token_format,
+        permissions=tuple(dict.fromkeys(args.permission)), refresh_token_policy=args.refresh_token_policy,
     )
     return client, (secret if not args.secret else None)
 
@@ -212,6 +222,32 @@ async def keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     return await _with_store(settings, run)
 
 
+async def tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(store: SQLStore) -> int:
+        user = await store.get_user_by_username(args.user)
+        if user is None:
+            raise UsageError(f"no user {args.user!r}")
+        now = utcnow()
+        grants = await store.list_grants(user.id, args.client)
+        for grant in grants:
+            await store.revoke_grant(grant.grant_id, now)
+        await store.delete_consent(user.id, args.client)
+        await store.record_audit_event("grants_revoked_by_operator", now, user_id=user.id, client_id=args.client,
+                                       detail=f"{len(grants)} grant(s) revoked from the CLI")
+        print(f"revoked {len(grants)} grant(s) of {args.user}" + (f" to {args.client}" if args.client else ""))
+        return 0
+
+    return await _with_store(settings, run)
+
+
+async def db_prune(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(store: SQLStore) -> int:
+        print(f"deleted {await store.delete_expired(utcnow())} expired record(s)")
+        return 0
+
+    return await _with_store(settings, run)
+
+
 async def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     await upgrade(settings.database_url)
     print("database schema is up to date")
@@ -260,6 +296,7 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=db_upgrade)
+    db.add_parser("prune", help="delete expired codes, tokens, sessions and old grants").set_defaults(func=db_prune)
 
     sub.add_parser("demo", help="seed a demo client and user (local use)").set_defaults(func=demo)
 
@@ -276,6 +313,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--token-endpoint-auth-method", choices=AUTH_METHODS)
     c.add_argument("--application-type", choices=("web", "native"))
     c.add_argument("--id-token-alg", default="RS256", choices=("RS256", "ES256", "EdDSA"))
+    c.add_argument("--resource", action="append", default=[], help="a resource indicator it may ask for (RFC 8707)")
+    c.add_argument("--access-token-format", default="jwt", choices=("jwt", "opaque"))
+    c.add_argument("--permission", action="append", default=[], choices=("introspect",),
+                   help="introspect: may introspect tokens whose audience is one of its --resource values")
+    c.add_argument("--refresh-token-policy", default="offline_access", choices=("offline_access", "always"))
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=clients_create)
     c = clients.add_parser("list")
@@ -305,6 +347,12 @@ def _parser() -> argparse.ArgumentParser:
     u = users.add_parser("delete")
     u.add_argument("username")
     u.set_defaults(func=users_delete)
+
+    tokens = sub.add_parser("tokens", help="issued tokens").add_subparsers(dest="sub", required=True)
+    r = tokens.add_parser("revoke", help="revoke everything a user granted (optionally to one client)")
+    r.add_argument("--user", required=True, metavar="USERNAME")
+    r.add_argument("--client", metavar="CLIENT_ID")
+    r.set_defaults(func=tokens_revoke)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
     keys.add_parser("list").set_defaults(func=keys_list)

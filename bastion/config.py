@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     """A refresh-token family ends when unused for this long, in seconds (14 days)."""
     refresh_token_absolute_ttl: int = Field(default=90 * 86400, ge=60)
     """A refresh-token family ends this long after the user authorized, however used, in seconds (90 days)."""
+    refresh_token_reuse_grace: int = Field(default=2, ge=0, le=60)
+    """Seconds after a rotation in which the old refresh token fails without revoking its family
+    (parallel retries by the legitimate client); later reuse revokes the family."""
     client_cache_ttl: int = Field(default=10, ge=0, le=300)
     """How long a server process caches a client's registration, in seconds; 0 disables the cache."""
     session_ttl: int = Field(default=86400, ge=60)

@@ -51,7 +51,7 @@ async def authenticate_client(provider: Provider, params: Mapping[str, str], aut
 
     if "\x00" in client_id or len(client_id) > 255:
         raise InvalidClient("Client authentication failed")
-    client = await provider.store.get_client(client_id)
+    client = await provider.client(client_id)
     if client is None:
         raise InvalidClient("Client authentication failed", detail=f"unknown client {client_id!r}")
     if client.is_public:

@@ -51,15 +51,16 @@ NATIVE_REDIRECT = "http://127.0.0.1/callback"
 APP_LOGOUT_REDIRECT = "https://app.example/bye"
 VERIFIER = "v" * 20 + "-._~" + "V" * 19  # 43 characters, the RFC 7636 alphabet
 TRACEBACK_MARKERS = ("Traceback", 'File "')
-# RFC 6749 §5.2 and RFC 6750 §3.1.
+# RFC 6749 §5.2, RFC 6750 §3.1 and RFC 8707 §2 (invalid_target).
 TOKEN_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-                          "unsupported_grant_type", "invalid_scope", "invalid_token", "insufficient_scope"})
+                          "unsupported_grant_type", "invalid_scope", "invalid_token", "insufficient_scope",
+                          "invalid_target"})
 # RFC 6749 §4.1.2.1 and OIDC Core §3.1.2.6.
 AUTHORIZE_ERRORS = frozenset({
     "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
     "server_error", "temporarily_unavailable", "interaction_required", "login_required",
     "account_selection_required", "consent_required", "invalid_request_uri", "invalid_request_object",
-    "request_not_supported", "request_uri_not_supported", "registration_not_supported",
+    "request_not_supported", "request_uri_not_supported", "registration_not_supported", "invalid_target",
 })
 # RFC 6749 §5.2: error_description is restricted to %x20-21 / %x23-5B / %x5D-7E.
 DESCRIPTION = re.compile(r'^[\x20\x21\x23-\x5b\x5d-\x7e]*$')

@@ -30,7 +30,7 @@ from ..pkce import check_code_challenge
 from ..provider import Provider
 from ..redirect_uris import redirect_uri_matches
 from ..resources import requested_resources
-from ..scopes import SUPPORTED_SCOPES, parse_scope
+from ..scopes import parse_scope
 from ..secrets import hash_secret, new_secret
 from ..tokens import verify_id_token_hint
 
@@ -140,7 +140,7 @@ def error_response(provider: Provider, redirect_uri: str, state: str | None, res
 def _check_scope(client: Client, params: Mapping[str, str]) -> tuple[str, ...]:
     # Unknown scopes are dropped (RFC 6749 §3.3 lets the server issue fewer), as are ones the
     # client may not ask for; nothing usable left is an error.
-    scope = tuple(s for s in parse_scope(params.get("scope")) if s in SUPPORTED_SCOPES and s in client.scope)
+    scope = tuple(s for s in parse_scope(params.get("scope")) if s in client.scope)
     if not scope:
         raise InvalidScope("No supported scope was requested")
     return scope

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..models import Client
 from ..provider import Provider
-from . import authorization_code
+from . import authorization_code, client_credentials, refresh_token
 
 __all__ = ["GRANTS", "GrantHandler"]
 
@@ -15,4 +15,6 @@ GrantHandler = Callable[[Provider, Client, Mapping[str, str]], Awaitable[dict[st
 
 GRANTS: dict[str, tuple[frozenset[str], GrantHandler]] = {
     authorization_code.GRANT_TYPE: (authorization_code.PARAMETERS, authorization_code.handle),
+    refresh_token.GRANT_TYPE: (refresh_token.PARAMETERS, refresh_token.handle),
+    client_credentials.GRANT_TYPE: (client_credentials.PARAMETERS, client_credentials.handle),
 }

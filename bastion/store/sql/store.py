@@ -300,6 +300,12 @@ class SQLStore:
             set_={"scope": values["scope"], "granted_at": values["granted_at"]})
         await self._write(statement)
 
+    async def delete_consent(self, user_id: str, client_id: str | None = None) -> None:
+        query = sa.delete(t.consents).where(t.consents.c.user_id == user_id)
+        if client_id is not None:
+            query = query.where(t.consents.c.client_id == client_id)
+        await self._write(query)
+
     # Grants, codes, tokens
     @staticmethod
     def _insert_grant(grant: Grant) -> sa.Executable:
