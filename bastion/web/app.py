@@ -95,7 +95,7 @@ async def home(request: Request) -> Response:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    if request.url.path.startswith(("/token", "/userinfo", "/.well-known", "/jwks")):
+    if request.url.path.startswith(("/token", "/userinfo", "/.well-known", "/jwks", "/introspect", "/revoke")):
         return json_response({"error": "not_found"}, 404)
     return error_page("There is nothing at this address.", status=404, title="Not found")
 
@@ -142,13 +142,15 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         Route("/interaction/{uid}/consent", interaction.interaction_consent, methods=["POST"]),
         Route("/token", endpoints.token, methods=["POST"]),
         Route("/userinfo", endpoints.userinfo, methods=["GET", "POST"]),
+        Route("/introspect", endpoints.introspection, methods=["POST"]),
+        Route("/revoke", endpoints.revocation, methods=["POST"]),
         Route("/logout", logout.logout, methods=["GET", "POST"]),
         Route("/logout/confirm", logout.logout_confirm, methods=["POST"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
     # CORS preflight for the endpoints browsers may call cross-origin; never /authorize (RFC 9700 §2.6).
     for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks",
-                 "/token", "/userinfo"):
+                 "/token", "/userinfo", "/revoke"):
         routes.append(Route(path, endpoints.preflight, methods=["OPTIONS"], name=f"preflight:{path}"))
     app = Starlette(
         routes=routes,

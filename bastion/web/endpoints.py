@@ -7,14 +7,18 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..core.client_auth import authenticate_client
 from ..core.endpoints.discovery import provider_metadata
+from ..core.endpoints.introspection import introspect
+from ..core.endpoints.revocation import revoke
 from ..core.endpoints.token import token_endpoint
 from ..core.endpoints.userinfo import userinfo as userinfo_claims
 from ..core.errors import InvalidRequest, InvalidToken, MissingToken, OAuthError
+from ..core.models import Client
 from ..core.provider import Provider
 from .http import CORS_HEADERS, json_response, oauth_error_response, parse_params, read_form
 
-__all__ = ["discovery", "jwks", "preflight", "token", "userinfo"]
+__all__ = ["discovery", "introspection", "jwks", "preflight", "revocation", "token", "userinfo"]
 
 log = logging.getLogger("bastion.endpoints")
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
@@ -43,6 +47,31 @@ async def token(request: Request) -> Response:
         log.info("token request failed: %s %s", exc.error, exc.detail or exc.description)
         return oauth_error_response(exc, CORS_HEADERS)
     return json_response(body, headers=CORS_HEADERS)
+
+
+async def _authenticated(request: Request) -> tuple[Provider, Client, dict[str, str]]:
+    provider: Provider = request.app.state.provider
+    params = parse_params(await read_form(request))
+    client = await authenticate_client(provider, params, request.headers.get("authorization"))
+    return provider, client, {k: v for k, v in params.items() if k not in ("client_id", "client_secret")}
+
+
+async def introspection(request: Request) -> Response:
+    try:
+        provider, client, params = await _authenticated(request)
+        body = await introspect(provider, client, params)
+    except OAuthError as exc:
+        return oauth_error_response(exc)
+    return json_response(body)
+
+
+async def revocation(request: Request) -> Response:
+    try:
+        provider, client, params = await _authenticated(request)
+        await revoke(provider, client, params)
+    except OAuthError as exc:
+        return oauth_error_response(exc, CORS_HEADERS)
+    return Response(status_code=200, headers={**CORS_HEADERS, "Cache-Control": "no-store"})
 
 
 async def _bearer_token(request: Request) -> str:
