@@ -22,7 +22,7 @@ from ..core.keyring import load_keys, refresh_keys
 from ..core.provider import Provider, utcnow
 from ..store.sql import create_store
 from ..store.sql.migrate import check_schema_current
-from . import endpoints, interaction, logout
+from . import account, endpoints, interaction, logout
 from .http import json_response
 from .render import error_page, page
 
@@ -146,6 +146,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         Route("/revoke", endpoints.revocation, methods=["POST"]),
         Route("/logout", logout.logout, methods=["GET", "POST"]),
         Route("/logout/confirm", logout.logout_confirm, methods=["POST"]),
+        Route("/account/apps", account.apps, methods=["GET"]),
+        Route("/account/login", account.login, methods=["POST"]),
+        Route("/account/apps/revoke", account.revoke_app, methods=["POST"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
     # CORS preflight for the endpoints browsers may call cross-origin; never /authorize (RFC 9700 §2.6).

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..core.authentication import authenticate_user
 from ..core.endpoints import authorize as az
 from ..core.errors import AccessDenied, InvalidRedirectUri, OAuthError
 from ..core.models import BrowserSession, Consent, Interaction
-from ..core.passwords import verify_password
 from ..core.provider import Provider
 from ..core.scopes import SCOPE_DESCRIPTIONS
 from ..core.secrets import constant_time_equal, hash_secret, new_secret
-from ..core.throttle import begin_login_attempt, login_succeeded
 from .cookies import INTERACTION_COOKIE, check_csrf, csrf_token, load_session, start_session
 from .http import parse_params, read_form, request_params
 from .render import authorization_redirect, error_page, page, redirect
@@ -130,21 +128,14 @@ async def interaction_login(request: Request) -> Response:
     provider, interaction, form = await _posted(request)
     if interaction is None:
         return error_page(EXPIRED)
-    username, password = form.get("username", "")[:255], form.get("password", "")[:1024]
+    username = form.get("username", "")
     address = request.client.host if request.client else None
-    if not await begin_login_attempt(provider, username, address):
-        log.warning("login throttled for interaction %s", interaction.uid[:8])
-        return await _continue(provider, request, interaction, None, username=username, status=429,
-                               error="Too many failed attempts. Wait a few minutes, then try again.")
-    user = await provider.store.get_user_by_username(username) if username else None
-    # The same work and the same words whether the username or the password was wrong; argon2 runs
-    # in a thread so that a login does not stall every other request on this worker.
-    valid = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
-    if not valid or user is None:
-        log.info("failed login for interaction %s", interaction.uid[:8])
-        return await _continue(provider, request, interaction, None, error="Incorrect username or password.",
-                               username=username)
-    await login_succeeded(provider, username, address)
+    result = await authenticate_user(provider, username, form.get("password", ""), address)
+    if result.user is None:
+        log.info("failed login for interaction %s (%d)", interaction.uid[:8], result.status)
+        return await _continue(provider, request, interaction, None, error=result.error, username=username[:255],
+                               status=result.status)
+    user = result.user
     response = redirect(f"/interaction/{interaction.uid}")
     await start_session(provider, request, response, user.id)
     await provider.store.update_interaction(interaction.uid, user_id=user.id, login_at=provider.now())
