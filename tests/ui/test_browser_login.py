@@ -255,3 +255,29 @@ def test_login_and_consent_fit_a_phone(
     page.wait_for_selector(ALLOW)
     shot(page, artifacts, "07-mobile-consent")
     assert_fits_phone(page, "consent page")
+
+
+def test_connected_apps_page_lists_and_revokes(
+    browser: Browser, bastion: LiveServer, callback_server: CallbackServer, artifacts: Path,
+    diagnostics: list[BrowserContext],
+) -> None:
+    username, password = "apps-" + secrets.token_hex(4), "a connected-apps passphrase"
+    bastion.cli("users", "create", "--username", username, "--password", password)
+    context = new_context(browser)
+    diagnostics.append(context)
+    page = context.new_page()
+    _verifier, challenge = pkce_pair()
+    page.goto(authorize_url(bastion, callback_server.redirect_uri, secrets.token_urlsafe(16),
+                            secrets.token_urlsafe(16), challenge))
+    submit_login(page, username, password)
+    page.click(ALLOW)
+    page.wait_for_url(f"{callback_server.redirect_uri}*")
+
+    page.goto(f"{bastion.issuer}/account/apps")
+    assert page.get_by_text("Interop App").is_visible()
+    shot(page, artifacts, "08-connected-apps")
+    page.click('button:has-text("Revoke access")')
+    page.wait_for_load_state()
+    assert page.get_by_text("No application has access to your account.").is_visible()
+    shot(page, artifacts, "09-connected-apps-revoked")
+    context.close()
