@@ -9,19 +9,16 @@ openid-client refuses a tampered state, and that Bastion refuses a wrong PKCE ve
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.interop.node_driver import run_node
 from tests.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.interop
-
-RP_FLOW = Path(__file__).with_name("rp_flow.mjs")
 
 
 @pytest.fixture(scope="module")
@@ -39,31 +36,13 @@ def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def run_rp(server: LiveServer, peers: Path, scenario: str) -> tuple[int, dict[str, Any], str]:
-    env = {
-        **os.environ,
-        "NODE_PEERS_DIR": str(peers),
-        "BASTION_ISSUER": server.issuer,
+    return run_node("rp_flow.mjs", scenario, server, peers, {
         "RP_CLIENT_ID": server.client_id,
         "RP_CLIENT_SECRET": server.client_secret,
         "RP_REDIRECT_URI": server.redirect_uri,
         "RP_USERNAME": server.username,
         "RP_PASSWORD": server.password,
-        "NODE_NO_WARNINGS": "1",
-    }
-    proc = subprocess.run(
-        ["node", str(RP_FLOW), scenario], env=env, capture_output=True, text=True, timeout=30, check=False,
-    )
-    try:
-        result = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        result = {}
-    server_log = server.env["BASTION_VAR_DIR"] + "/server.log"
-    log_tail = Path(server_log).read_text(errors="replace")[-3000:] if Path(server_log).exists() else ""
-    diagnostics = (
-        f"node rp_flow.mjs {scenario} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n"
-        f"--- stderr\n{proc.stderr}\n--- bastion server.log (tail)\n{log_tail}"
-    )
-    return proc.returncode, result, diagnostics
+    })
 
 
 def test_openid_client_code_flow_with_pkce(fresh_server: LiveServer, node_peers: Path) -> None:
