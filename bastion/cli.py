@@ -227,6 +227,8 @@ async def tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
         user = await store.get_user_by_username(args.user)
         if user is None:
             raise UsageError(f"no user {args.user!r}")
+        if args.client is not None and await store.get_client(args.client) is None:
+            raise UsageError(f"no client {args.client!r}")
         now = utcnow()
         grants = await store.list_grants(user.id, args.client)
         for grant in grants:

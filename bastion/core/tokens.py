@@ -151,6 +151,9 @@ async def resolve_access_token(provider: Provider, token: str) -> ActiveAccessTo
         record = await provider.store.get_access_token(jti=jti)
         if record is not None and record.revoked_at is not None:
             return None
+        if record is None and await provider.store.get_client(client_id) is None:
+            # Unrecorded JWTs (client credentials) end with their client; recorded ones were revoked on delete.
+            return None
         aud = claims.get("aud")
         audience = tuple(a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str))
         # Tokens of a user's grant are always recorded; an unrecorded one is a client-credentials token.
