@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["SCOPE_CLAIMS", "SCOPE_DESCRIPTIONS", "STANDARD_CLAIMS", "SUPPORTED_SCOPES", "format_scope", "parse_scope"]
+__all__ = [
+    "SCOPE_CLAIMS",
+    "SCOPE_DESCRIPTIONS",
+    "STANDARD_CLAIMS",
+    "SUPPORTED_SCOPES",
+    "describe_scope",
+    "format_scope",
+    "parse_scope",
+]
 
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "openid": ("sub",),
@@ -28,6 +36,11 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "phone": "See your phone number",
     "offline_access": "Stay connected while you are away",
 }
+
+
+def describe_scope(scope: str) -> str:
+    """Plain words for the consent and connected-apps pages; an API's own scopes are shown by name."""
+    return SCOPE_DESCRIPTIONS.get(scope, f"Use “{scope}”")
 
 
 def parse_scope(value: str | None) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from ..core.authentication import authenticate_user
 from ..core.errors import OAuthError
 from ..core.models import Grant
 from ..core.provider import Provider
-from ..core.scopes import SCOPE_DESCRIPTIONS, format_scope
+from ..core.scopes import describe_scope, format_scope
 from ..core.secrets import new_secret
 from .cookies import SESSION_COOKIE, check_csrf, csrf_token, load_session, start_session
 from .http import parse_params, read_form
@@ -42,7 +42,7 @@ def _connected(grants: list[Grant], names: dict[str, str]) -> list[ConnectedApp]
     for client_id, client_grants in by_client.items():
         scope = format_scope(s for g in client_grants for s in g.scope).split()
         apps.append(ConnectedApp(client_id, names.get(client_id, client_id),
-                                 [SCOPE_DESCRIPTIONS.get(s, f"Use “{s}”") for s in scope],
+                                 [describe_scope(s) for s in scope],
                                  min(g.created_at for g in client_grants)))
     return sorted(apps, key=lambda a: a.name.lower())
 

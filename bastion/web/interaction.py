@@ -13,7 +13,7 @@ from ..core.endpoints import authorize as az
 from ..core.errors import AccessDenied, InvalidRedirectUri, OAuthError
 from ..core.models import BrowserSession, Consent, Interaction
 from ..core.provider import Provider
-from ..core.scopes import SCOPE_DESCRIPTIONS
+from ..core.scopes import describe_scope
 from ..core.secrets import constant_time_equal, hash_secret, new_secret
 from .cookies import INTERACTION_COOKIE, check_csrf, csrf_token, load_session, start_session
 from .http import parse_params, read_form, request_params
@@ -95,7 +95,7 @@ async def _continue(provider: Provider, request: Request, interaction: Interacti
     assert session is not None
     if step == "consent":
         user = await provider.store.get_user(session.user_id)
-        scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in auth_request.consent_scope]
+        scopes = [(s, describe_scope(s)) for s in auth_request.consent_scope]
         return page("consent.html", client=client, uid=interaction.uid, csrf=csrf, scopes=scopes,
                     username=user.username if user else "")
     if not await provider.store.consume_interaction(interaction.uid):
