@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from .config import ConfigError, Settings
+from .core.housekeeping import prune
 from .core.keyring import load_keys, rotate_keys
 from .core.models import Client, User
 from .core.passwords import hash_password
@@ -88,7 +89,11 @@ def build_client(args: argparse.Namespace) -> tuple[Client, str | None]:
     if "client_credentials" in grant_types and method == "none":
         raise UsageError("client_credentials needs a confidential client")
     for resource in args.resource:
-        if not urlsplit(resource).scheme or not urlsplit(resource).netloc or "#" in resource:
+        try:
+            parts = urlsplit(resource)
+        except ValueError:
+            parts = urlsplit("")
+        if not parts.scheme or not parts.netloc or "#" in resource:
             raise UsageError(f"resource {resource!r} must be an absolute URI without a fragment")
     scope = parse_scope(args.scope) if args.scope else SUPPORTED_SCOPES
     client = Client(
@@ -244,7 +249,7 @@ async def tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 async def db_prune(settings: Settings, args: argparse.Namespace) -> int:
     async def run(store: SQLStore) -> int:
-        print(f"deleted {await store.delete_expired(utcnow())} expired record(s)")
+        print(f"deleted {await prune(store, settings, utcnow())} expired record(s)")
         return 0
 
     return await _with_store(settings, run)

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     """Failed logins allowed per client address within the failure window."""
     login_failure_window: int = Field(default=300, ge=1)
     """The failed-login window, in seconds."""
+    audit_retention_days: int = Field(default=365, ge=1)
+    """Audit events (refresh-token reuse, revocations) are kept this many days."""
     log_level: str = "info"
     """Log level of `bastion serve`."""
 

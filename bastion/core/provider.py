@@ -52,3 +52,5 @@ class Provider:
 
     def forget_client(self, client_id: str) -> None:
         self._clients.pop(client_id, None)
+
+

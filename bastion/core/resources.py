@@ -20,7 +20,10 @@ def requested_resources(params: Mapping[str, str], allowed: Iterable[str]) -> tu
     values = tuple(dict.fromkeys((params.get("resource") or "").split()))
     allowed = set(allowed)
     for value in values:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unbalanced IPv6 bracket
+            raise InvalidTarget("resource must be an absolute URI without a fragment") from None
         if not parts.scheme or not parts.netloc or parts.fragment or "#" in value:
             raise InvalidTarget("resource must be an absolute URI without a fragment")
         if value not in allowed:

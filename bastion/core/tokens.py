@@ -134,6 +134,15 @@ class ActiveAccessToken:
     record: AccessTokenRecord | None
 
 
+async def _client_still_issued(provider: Provider, client_id: str, issued_at: int) -> bool:
+    """A token ends with its client, and a client_id registered again does not revive old tokens.
+
+    Read from the store, not the per-process cache: a deletion by another process counts at once.
+    """
+    client = await provider.store.get_client(client_id)
+    return client is not None and (client.created_at is None or issued_at >= _epoch(client.created_at))
+
+
 async def resolve_access_token(provider: Provider, token: str) -> ActiveAccessToken | None:
     """Look a presented access token up: a JWT by signature and jti denylist, an opaque one by hash."""
     now = provider.now()
@@ -151,8 +160,7 @@ async def resolve_access_token(provider: Provider, token: str) -> ActiveAccessTo
         record = await provider.store.get_access_token(jti=jti)
         if record is not None and record.revoked_at is not None:
             return None
-        if record is None and await provider.store.get_client(client_id) is None:
-            # Unrecorded JWTs (client credentials) end with their client; recorded ones were revoked on delete.
+        if not await _client_still_issued(provider, client_id, iat):
             return None
         aud = claims.get("aud")
         audience = tuple(a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str))
@@ -165,6 +173,8 @@ async def resolve_access_token(provider: Provider, token: str) -> ActiveAccessTo
     if record is None or record.revoked_at is not None or record.expires_at <= now:
         return None
     exp = _epoch(record.expires_at)
+    if not await _client_still_issued(provider, record.client_id, exp - provider.settings.access_token_ttl):
+        return None
     return ActiveAccessToken(record.jti, record.user_id or record.client_id, record.client_id, record.scope,
                              record.audience, exp - provider.settings.access_token_ttl, exp, record.user_id, record)
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from ..core.authentication import authenticate_user
 from ..core.errors import OAuthError
-from ..core.models import Grant
+from ..core.models import Consent, Grant
 from ..core.provider import Provider
 from ..core.scopes import describe_scope, format_scope
 from ..core.secrets import new_secret
@@ -34,16 +34,19 @@ class ConnectedApp:
     since: datetime
 
 
-def _connected(grants: list[Grant], names: dict[str, str]) -> list[ConnectedApp]:
-    by_client: dict[str, list[Grant]] = {}
-    for grant in grants:
-        by_client.setdefault(grant.client_id, []).append(grant)
-    apps = []
-    for client_id, client_grants in by_client.items():
-        scope = format_scope(s for g in client_grants for s in g.scope).split()
-        apps.append(ConnectedApp(client_id, names.get(client_id, client_id),
-                                 [describe_scope(s) for s in scope],
-                                 min(g.created_at for g in client_grants)))
+def _connected(consents: list[Consent], grants: list[Grant], names: dict[str, str]) -> list[ConnectedApp]:
+    """One entry per client that can act for the user: by a remembered consent (it may get new
+    codes without asking) or by a live grant (it holds tokens). Revoke ends both."""
+    scopes: dict[str, set[str]] = {}
+    since: dict[str, datetime] = {}
+    for client_id, scope, at in ([(c.client_id, c.scope, c.granted_at) for c in consents]
+                                 + [(g.client_id, g.scope, g.created_at) for g in grants]):
+        if client_id not in names:
+            continue  # a deleted client
+        scopes.setdefault(client_id, set()).update(scope)
+        since[client_id] = min(at, since.get(client_id, at))
+    apps = [ConnectedApp(cid, names[cid], [describe_scope(s) for s in format_scope(scopes[cid]).split()], since[cid])
+            for cid in scopes]
     return sorted(apps, key=lambda a: a.name.lower())
 
 
@@ -63,13 +66,16 @@ async def apps(request: Request) -> Response:
     if session is None:
         return _login_page(provider, request)
     user = await provider.store.get_user(session.user_id)
-    grants = list(await provider.store.list_grants(session.user_id))
+    now = provider.now()
+    grants = [g for g in await provider.store.list_grants(session.user_id)
+              if g.expires_at is None or g.expires_at > now]
+    consents = list(await provider.store.list_consents(session.user_id))
     names = {}
-    for client_id in {g.client_id for g in grants}:
+    for client_id in {g.client_id for g in grants} | {c.client_id for c in consents}:
         client = await provider.store.get_client(client_id)
         if client is not None:
             names[client_id] = client.client_name
-    connected = _connected([g for g in grants if g.client_id in names], names)
+    connected = _connected(consents, grants, names)
     return page("account_apps.html", apps=connected, username=user.username if user else "",
                 csrf=csrf_token(provider, request.cookies.get(SESSION_COOKIE, "")))
 

@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
+from ..core.housekeeping import prune
 from ..core.keyring import load_keys, refresh_keys
 from ..core.provider import Provider, utcnow
 from ..store.sql import create_store
@@ -84,7 +85,7 @@ async def _background(provider: Provider) -> None:
                 log.info("signing keys reloaded")
             if time.monotonic() - last_cleanup >= HOUSEKEEPING_INTERVAL:
                 last_cleanup = time.monotonic()
-                log.info("deleted %d expired records", await provider.store.delete_expired(provider.now()))
+                log.info("deleted %d expired records", await prune(provider.store, provider.settings, provider.now()))
         except Exception:  # a database hiccup must not stop future runs
             log.warning("background maintenance failed", exc_info=True)
 

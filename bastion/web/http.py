@@ -62,16 +62,17 @@ def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
     params: dict[str, str] = {}
     seen: set[str] = set()
     for key, value in pairs:
-        if key in REPEATABLE and key in params and value:
+        if "\x00" in key or "\x00" in value:
+            raise InvalidRequest("Parameters must not contain NUL characters")  # no database stores them
+        if key in REPEATABLE:
             # RFC 8707 §2: `resource` may repeat; absolute URIs hold no spaces, so join with one.
-            params[key] = f"{params[key]} {value}"
+            if value:
+                params[key] = f"{params[key]} {value}" if key in params else value
             continue
         if key in seen:
             # The name is not echoed: error_description must stay within RFC 6749 §5.2's characters.
             raise InvalidRequest("A parameter is repeated")
         seen.add(key)
-        if "\x00" in key or "\x00" in value:
-            raise InvalidRequest("Parameters must not contain NUL characters")  # no database stores them
         if value != "":
             params[key] = value
     return params

@@ -61,3 +61,21 @@ async def test_sign_in_list_and_revoke(flow: Flow, http: httpx.AsyncClient, prov
     assert (await http.get("/userinfo", headers=bearer)).status_code == 401
     again = await flow.authorize(flow.request(client_id="rt-app", scope="openid email offline_access"))
     assert 'value="allow"' in (await flow.follow(again)).text
+
+
+async def test_an_app_with_a_remembered_consent_stays_listed_until_revoked(
+        flow: Flow, http: httpx.AsyncClient, provider: Provider) -> None:
+    await provider.store.create_client(Client(
+        client_id="rt-app", client_name="Refreshing App", redirect_uris=(APP_REDIRECT,), secret_hash=hash_secret(S),
+        grant_types=("authorization_code", "refresh_token"), created_at=provider.now()))
+    req = flow.request(client_id="rt-app", scope="openid offline_access")
+    callback = await flow.run(req)
+    tokens = (await flow.exchange(callback["code"], req.verifier, client_id="rt-app", secret=S)).json()
+    # The client revokes its own refresh token: no live grant, but the consent still lets it in silently.
+    await http.post("/revoke", data={"token": tokens["refresh_token"]}, auth=("rt-app", S))
+    apps = await http.get("/account/apps")
+    assert "Refreshing App" in apps.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', apps.text).group(1)  # type: ignore[union-attr]
+    await http.post("/account/apps/revoke", data={"client_id": "rt-app", "csrf_token": csrf})
+    silent = await flow.authorize(flow.request(client_id="rt-app", scope="openid offline_access", prompt="none"))
+    assert "consent_required" in silent.headers["location"]

@@ -34,3 +34,16 @@ async def test_token_in_the_userinfo_query_gets_a_bearer_challenge(flow: Flow, h
     response = await http.get("/userinfo", params={"access_token": body["access_token"]})
     assert response.status_code == 400
     assert response.headers["www-authenticate"].startswith('Bearer realm="bastion", error="invalid_request"')
+
+
+async def test_malformed_resource_is_invalid_target(flow: Flow, http: httpx.AsyncClient) -> None:
+    response = await flow.authorize(flow.request(resource="http://[abc"))
+    assert query(response.headers["location"])["error"] == "invalid_target"
+    token = await http.post("/token", data={"grant_type": "authorization_code", "code": "x",
+                                            "redirect_uri": "https://app.example/cb", "resource": "http://[abc"},
+                            auth=("app", SECRET))
+    assert token.status_code == 400 and token.json()["error"] in ("invalid_target", "invalid_grant")
+    # Repeated `resource` is legal (RFC 8707), empty values included.
+    repeated = await http.post("/token", content="grant_type=client_credentials&resource=&resource=https://x.example",
+                               auth=("app", SECRET), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert repeated.json()["error"] == "unauthorized_client"

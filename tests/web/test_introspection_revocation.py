@@ -70,7 +70,8 @@ async def test_active_access_and_refresh_tokens(flow: Flow, http: httpx.AsyncCli
     assert info["exp"] > info["iat"] and info["aud"] == ISSUER
     # token_type_hint is a hint only: a wrong hint still finds the token.
     refresh = await introspect(http, tokens["refresh_token"], "web", token_type_hint="access_token")
-    assert refresh["active"] is True and refresh["token_type"] == "refresh_token" and refresh["sub"] == "user-alice"
+    assert refresh["active"] is True and "token_type" not in refresh and refresh["sub"] == "user-alice"
+    assert refresh["aud"] == ISSUER and refresh["exp"] > info["exp"]
 
 
 @pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "x" * 500])
@@ -165,3 +166,18 @@ async def test_discovery_advertises_both_endpoints(http: httpx.AsyncClient) -> N
     assert meta["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert meta["revocation_endpoint"] == f"{ISSUER}/revoke"
     assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
+
+
+async def test_a_client_id_registered_again_does_not_revive_old_tokens(
+        http: httpx.AsyncClient, clients: None, provider: Provider) -> None:
+    token = await service_token(http, resource=API)
+    assert (await introspect(http, token, "orders-api"))["active"] is True
+    await provider.store.delete_client("svc", provider.now())
+    provider.forget_client("svc")
+    assert await introspect(http, token, "orders-api") == {"active": False}
+    real_now = provider.clock
+    provider.clock = lambda: real_now() + timedelta(seconds=2)
+    await provider.store.create_client(Client(
+        client_id="svc", client_name="Someone else", redirect_uris=(), secret_hash=hash_secret(S),
+        grant_types=("client_credentials",), scope=("orders:read",), resources=(API,), created_at=provider.now()))
+    assert await introspect(http, token, "orders-api") == {"active": False}

@@ -59,10 +59,13 @@ async def _refresh_token(provider: Provider, client: Client, token: str) -> dict
     if (record.expires_at <= now or grant is None or grant.revoked_at is not None
             or (grant.expires_at is not None and grant.expires_at <= now)):
         return None
+    audience = grant.resources or (provider.settings.audience,)
+    # No token_type: RFC 7662 means an access-token type (RFC 6749 §7.1) there, which a refresh token has not.
     return {
         "active": True, "scope": format_scope(record.scope), "client_id": record.client_id, "sub": record.user_id,
+        "aud": audience[0] if len(audience) == 1 else list(audience),
         "iss": provider.issuer, "exp": _epoch(record.expires_at), "iat": _epoch(record.created_at),
-        "token_type": "refresh_token", **await _username(provider, record.user_id),
+        **await _username(provider, record.user_id),
     }
 
 

@@ -32,6 +32,9 @@ async def _reuse_detected(provider: Provider, token: RefreshToken, client: Clien
     now = provider.now()
     grace = timedelta(seconds=provider.settings.refresh_token_reuse_grace)
     if token.consumed_at is not None and token.consumed_at >= now - grace:
+        await provider.store.record_audit_event(
+            "refresh_token_concurrent_use", now, client_id=client.client_id, user_id=token.user_id,
+            grant_id=token.grant_id, detail="a just-rotated refresh token was presented again within the grace")
         return InvalidGrant("The refresh token was just used by a concurrent request")
     await provider.store.revoke_grant(token.grant_id, now)
     await provider.store.record_audit_event(

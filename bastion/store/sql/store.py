@@ -300,6 +300,10 @@ class SQLStore:
             set_={"scope": values["scope"], "granted_at": values["granted_at"]})
         await self._write(statement)
 
+    async def list_consents(self, user_id: str) -> Sequence[Consent]:
+        rows = await self._all(sa.select(t.consents).where(t.consents.c.user_id == user_id))
+        return [Consent(r.user_id, r.client_id, parse_scope(r.scope), r.granted_at) for r in rows]
+
     async def delete_consent(self, user_id: str, client_id: str | None = None) -> None:
         query = sa.delete(t.consents).where(t.consents.c.user_id == user_id)
         if client_id is not None:
@@ -462,15 +466,20 @@ class SQLStore:
     async def rate_limit_reset(self, key_hash: str) -> None:
         await self._write(sa.delete(t.rate_limits).where(t.rate_limits.c.key_hash == key_hash))
 
-    async def delete_expired(self, now: datetime) -> int:
+    async def delete_expired(self, now: datetime, *, rate_limit_window: timedelta = DAY,
+                             audit_retention: timedelta | None = None) -> int:
         async with self.engine.begin() as conn:
             count = 0
             for table in (t.sessions, t.interactions, t.authorization_codes, t.access_tokens, t.refresh_tokens):
                 result = await conn.execute(sa.delete(table).where(table.c.expires_at <= now))
                 count += int(result.rowcount)
-            # Rate-limit windows are minutes long; a day-old one counts for nothing.
-            stale = await conn.execute(sa.delete(t.rate_limits).where(t.rate_limits.c.window_start <= now - DAY))
+            # A rate-limit window older than the window length (and a day) counts for nothing.
+            cutoff = now - max(DAY, rate_limit_window)
+            stale = await conn.execute(sa.delete(t.rate_limits).where(t.rate_limits.c.window_start <= cutoff))
             count += int(stale.rowcount)
+            if audit_retention is not None:
+                old = await conn.execute(sa.delete(t.audit_events).where(t.audit_events.c.at <= now - audit_retention))
+                count += int(old.rowcount)
             # A grant outlives its revocation or end by longer than any access token can (TTL <= 1 day), so a
             # token recorded in a race with the revocation never finds its grant gone.
             g = t.grants
