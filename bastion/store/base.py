@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.keys import StoredKey
 from ..core.models import (
@@ -96,6 +96,9 @@ class Store(Protocol):
     async def revoke_access_token(self, token: AccessTokenRecord, now: datetime) -> None: ...
     async def record_audit_event(self, event: str, at: datetime, *, detail: str = "", client_id: str | None = None,
                                  user_id: str | None = None, grant_id: str | None = None) -> None: ...
+    async def list_audit_events(self, limit: int = 100) -> Sequence[dict[str, Any]]:
+        """Newest first."""
+        ...
     async def get_active_access_token(self, jti: str, now: datetime) -> AccessTokenRecord | None:
         """The record if issued here, not expired, not revoked and its grant not revoked."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -23,6 +24,7 @@ from bastion.core.models import (
     Consent,
     Grant,
     Interaction,
+    RefreshToken,
     User,
 )
 from bastion.store.base import DuplicateError, Store
@@ -591,3 +593,453 @@ async def test_rate_limit_windows_count_concurrent_hits_and_reset(store: Store, 
     await store.rate_limit_hit(key, now, now - window)
     assert await store.delete_expired(now + timedelta(days=1)) >= 1
     assert await store.rate_limit_count(key, now - window) == 0
+
+
+# Token lifecycle: grants, refresh-token families, access-token records, audit, housekeeping
+
+DAY = timedelta(days=1)
+MS = timedelta(milliseconds=1)
+
+
+def refresh(token_hash: str, now: datetime, grant_id: str = "g1", **fields: Any) -> RefreshToken:
+    values: dict[str, Any] = {"client_id": "app", "user_id": "u-alice", "scope": ("openid", "offline_access"),
+                              "created_at": now, "expires_at": now + HOUR}
+    return RefreshToken(token_hash=token_hash, grant_id=grant_id, **(values | fields))
+
+
+async def test_client_round_trips_token_lifecycle_fields(store: Store, now: datetime) -> None:
+    resource_server = client("rs", resources=("https://api.example/", "urn:example:api"),
+                             access_token_format="opaque", permissions=("introspect",),
+                             refresh_token_policy="always", created_at=now)
+    plain = client("plain", created_at=now)
+    await store.create_client(resource_server)
+    await store.create_client(plain)
+    assert await store.get_client("rs") == resource_server
+    stored = await store.get_client("plain")
+    assert stored == plain
+    assert stored is not None
+    assert (stored.resources, stored.access_token_format, stored.permissions, stored.refresh_token_policy) == (
+        (), "jwt", (), "offline_access")
+    assert list(await store.list_clients()) == [plain, resource_server]
+
+
+async def test_grant_round_trips_every_field(store: Store, now: datetime) -> None:
+    cest = timezone(timedelta(hours=2))
+    claims = {"userinfo": {"email": {"essential": True}, "name": None},
+              "id_token": {"acr": {"values": ["urn:acr:1", "urn:acr:2"]}}}
+    full = Grant("g-full", "app", "u-alice", ("openid", "email", "offline_access"), now,
+                 auth_time=(now - timedelta(minutes=5)).astimezone(cest), acr="urn:acr:2", amr=("pwd", "otp"),
+                 claims=claims, resources=("https://api.example/", "urn:example:api"),
+                 expires_at=(now + 30 * DAY).astimezone(cest))
+    await store.create_grant(full)
+    await store.create_grant(grant("g-min", now))
+    assert await store.get_grant("missing") is None
+
+    stored = await store.get_grant("g-full")
+    assert stored == full
+    assert stored is not None
+    assert (stored.amr, stored.claims, stored.resources) == (("pwd", "otp"), claims, full.resources)
+    for value, given in ((stored.created_at, full.created_at), (stored.auth_time, full.auth_time),
+                         (stored.expires_at, full.expires_at)):
+        assert value is not None
+        assert value.utcoffset() == timedelta(0)
+        assert value == given
+        assert value.microsecond == now.microsecond != 0
+
+    minimal = await store.get_grant("g-min")
+    assert minimal == grant("g-min", now)
+    assert minimal is not None
+    assert (minimal.revoked_at, minimal.auth_time, minimal.acr, minimal.amr, minimal.claims, minimal.resources,
+            minimal.expires_at) == (None, None, None, (), None, (), None)
+
+    # A grant started with its code is stored whole too.
+    with_code = replace(full, grant_id="g-code")
+    await store.save_authorization_code(code("h-code", now, grant_id="g-code"), grant=with_code)
+    assert await store.get_grant("g-code") == with_code
+
+    # get_grant still returns a revoked grant, with the time of its (first) revocation.
+    await store.revoke_grant("g-full", now + SECOND)
+    await store.revoke_grant("g-full", now + HOUR)
+    assert await store.get_grant("g-full") == replace(full, revoked_at=now + SECOND)
+
+
+async def test_list_grants_newest_first_unrevoked_and_filtered_by_client(store: Store, now: datetime) -> None:
+    # Stored out of order: the listing is by creation time, not insertion.
+    mid = Grant("g-mid", "other", "u-alice", ("openid",), now + SECOND, acr="urn:acr:1", amr=("pwd",),
+                claims={"userinfo": {"email": None}}, resources=("https://api.example/",), auth_time=now,
+                expires_at=now + DAY)
+    await store.create_grant(grant("g-new", now + 2 * SECOND))
+    await store.create_grant(grant("g-old", now))
+    await store.create_grant(mid)
+    await store.create_grant(grant("g-bob", now + 3 * SECOND, user_id="u-bob"))
+    await store.create_grant(replace(grant("g-dead", now + 4 * SECOND), revoked_at=now + 4 * SECOND))
+
+    assert [g.grant_id for g in await store.list_grants("u-alice")] == ["g-new", "g-mid", "g-old"]
+    assert [g.grant_id for g in await store.list_grants("u-alice", "app")] == ["g-new", "g-old"]
+    assert list(await store.list_grants("u-alice", "other")) == [mid]
+    assert list(await store.list_grants("u-alice", "missing")) == []
+    assert list(await store.list_grants("u-bob")) == [grant("g-bob", now + 3 * SECOND, user_id="u-bob")]
+    assert list(await store.list_grants("u-nobody")) == []
+
+    await store.revoke_grant("g-new", now + 5 * SECOND)
+    assert [g.grant_id for g in await store.list_grants("u-alice")] == ["g-mid", "g-old"]
+    assert [g.grant_id for g in await store.list_grants("u-alice", "app")] == ["g-old"]
+
+
+async def test_record_tokens_records_both_or_either_in_one_transaction(store: Store, now: datetime) -> None:
+    await store.create_grant(grant("g1", now))
+    access = token("at-1", now, audience=("https://api.example/",), userinfo_claims=("email", "name"))
+    rt = refresh("rt-1", now, expires_at=now + DAY)
+    await store.record_tokens(access, rt)
+    assert await store.get_access_token(jti="at-1") == access
+    assert await store.get_refresh_token("rt-1") == rt
+    assert await store.get_active_access_token("at-1", now) == access
+    assert await store.get_refresh_token("missing") is None
+
+    opaque = token("at-opaque", now, token_hash="o" * 64)
+    await store.record_tokens(opaque, None)
+    assert await store.get_access_token(token_hash="o" * 64) == opaque
+    await store.record_tokens(None, refresh("rt-only", now))
+    assert await store.get_refresh_token("rt-only") == refresh("rt-only", now)
+    await store.record_tokens(None, None)
+
+    # One transaction: when either insert fails, neither is kept.
+    with pytest.raises(Exception):  # noqa: B017 - the backend's own integrity error
+        await store.record_tokens(token("at-2", now), refresh("rt-1", now))
+    assert await store.get_access_token(jti="at-2") is None
+    with pytest.raises(Exception):  # noqa: B017
+        await store.record_tokens(token("at-1", now), refresh("rt-2", now))
+    assert await store.get_refresh_token("rt-2") is None
+    assert await store.get_refresh_token("rt-1") == rt
+    assert await store.get_access_token(jti="at-1") == access
+
+
+async def test_rotate_refresh_token_consumes_and_records_once(store: Store, now: datetime) -> None:
+    await store.create_grant(grant("g1", now))
+    old = refresh("rt-0", now - HOUR, expires_at=now + HOUR)
+    await store.record_tokens(None, old)
+
+    successor, access = refresh("rt-1", now, expires_at=now + DAY), token("at-1", now, token_hash="a" * 64)
+    assert await store.rotate_refresh_token("rt-0", now, successor, access) is True
+    assert await store.get_refresh_token("rt-0") == replace(old, consumed_at=now)
+    assert await store.get_refresh_token("rt-1") == successor
+    assert await store.get_access_token(jti="at-1") == access
+    assert await store.get_access_token(token_hash="a" * 64) == access
+
+    # The consumed token rotates no more, and a failed rotation writes nothing.
+    assert await store.rotate_refresh_token("rt-0", now + SECOND, refresh("rt-2", now), token("at-2", now)) is False
+    assert await store.get_refresh_token("rt-2") is None
+    assert await store.get_access_token(jti="at-2") is None
+    assert await store.get_refresh_token("rt-0") == replace(old, consumed_at=now)
+    assert await store.rotate_refresh_token("missing", now, refresh("rt-3", now), token("at-3", now)) is False
+    assert await store.get_refresh_token("rt-3") is None
+    assert await store.get_access_token(jti="at-3") is None
+
+    # The successor rotates in turn; the access token is optional.
+    assert await store.rotate_refresh_token("rt-1", now + SECOND, refresh("rt-4", now), None) is True
+    stored = await store.get_refresh_token("rt-1")
+    assert stored is not None
+    assert stored.consumed_at == now + SECOND
+    assert await store.get_refresh_token("rt-4") == refresh("rt-4", now)
+
+    # Atomic: when recording a successor fails, the token is not consumed either.
+    await store.record_tokens(None, refresh("rt-5", now))
+    with pytest.raises(Exception):  # noqa: B017 - refresh token hash taken
+        await store.rotate_refresh_token("rt-5", now, refresh("rt-1", now), token("at-5", now))
+    with pytest.raises(Exception):  # noqa: B017 - access token jti taken
+        await store.rotate_refresh_token("rt-5", now, refresh("rt-6", now), token("at-1", now))
+    assert await store.get_refresh_token("rt-5") == refresh("rt-5", now)
+    assert await store.get_refresh_token("rt-6") is None
+    assert await store.get_access_token(jti="at-5") is None
+    assert await store.rotate_refresh_token("rt-5", now, refresh("rt-6", now), token("at-6", now)) is True
+
+
+async def test_concurrent_rotations_of_one_refresh_token_let_exactly_one_win(store: Store, now: datetime) -> None:
+    # A stolen refresh token used alongside the client's: one rotation, one family link, one access token.
+    await store.create_grant(grant("g1", now))
+    await store.record_tokens(None, refresh("rt-race", now))
+    results = await asyncio.gather(*(
+        store.rotate_refresh_token("rt-race", now + i * MS, refresh(f"rt-next-{i}", now), token(f"at-next-{i}", now))
+        for i in range(RACERS)))
+    assert results.count(True) == 1
+    assert results.count(False) == RACERS - 1
+    winner = results.index(True)
+
+    successors = [i for i in range(RACERS) if await store.get_refresh_token(f"rt-next-{i}") is not None]
+    accesses = [i for i in range(RACERS) if await store.get_access_token(jti=f"at-next-{i}") is not None]
+    assert successors == [winner]  # nothing written by the losers
+    assert accesses == [winner]
+    assert await store.get_refresh_token(f"rt-next-{winner}") == refresh(f"rt-next-{winner}", now)
+    assert await store.get_refresh_token("rt-race") == refresh("rt-race", now, consumed_at=now + winner * MS)
+
+
+async def test_get_access_token_by_jti_or_hash_reflects_a_revoked_grant(store: Store, now: datetime) -> None:
+    await store.create_grant(grant("g1", now))
+    await store.create_grant(grant("g2", now))
+    jwt = token("at-jwt", now, audience=("https://api.example/",), userinfo_claims=("email",))
+    opaque = token("at-opaque", now, token_hash="o" * 64, audience=("https://api.example/", "urn:example:api"))
+    other = token("at-other", now, grant_id="g2")
+    no_grant = token("at-cc", now, grant_id=None, user_id=None, scope=("api:read",))
+    for record in (jwt, opaque, other, no_grant):
+        await store.record_access_token(record)
+
+    assert await store.get_access_token(jti="at-jwt") == jwt
+    assert await store.get_access_token(jti="at-opaque") == opaque
+    assert await store.get_access_token(token_hash="o" * 64) == opaque
+    assert await store.get_access_token(jti="at-cc") == no_grant
+    assert await store.get_access_token(jti="missing") is None
+    assert await store.get_access_token(token_hash="missing") is None
+    assert await store.get_access_token(token_hash="at-opaque") is None  # a jti is no hash
+    assert await store.get_access_token(jti="o" * 64) is None            # nor a hash a jti
+
+    revoked_at = now + SECOND
+    await store.revoke_grant("g1", revoked_at)
+    assert await store.get_access_token(jti="at-jwt") == replace(jwt, revoked_at=revoked_at)
+    assert await store.get_access_token(token_hash="o" * 64) == replace(opaque, revoked_at=revoked_at)
+    # Recorded after the revocation (a redemption that lost the race): revoked through its grant.
+    late = token("at-late", now, grant_id="g1", token_hash="l" * 64)
+    await store.record_access_token(late)
+    assert await store.get_access_token(jti="at-late") == replace(late, revoked_at=revoked_at)
+    assert await store.get_access_token(token_hash="l" * 64) == replace(late, revoked_at=revoked_at)
+    await store.create_grant(replace(grant("g-dead", now), revoked_at=now - HOUR))
+    await store.record_access_token(token("at-dead", now, grant_id="g-dead"))
+    assert await store.get_access_token(jti="at-dead") == token("at-dead", now, grant_id="g-dead",
+                                                                revoked_at=now - HOUR)
+    # Others untouched.
+    assert await store.get_access_token(jti="at-other") == other
+    assert await store.get_access_token(jti="at-cc") == no_grant
+
+
+async def test_revoke_access_token_marks_a_recorded_token(store: Store, now: datetime) -> None:
+    await store.create_grant(grant("g1", now))
+    recorded = token("at-rec", now)
+    opaque = token("at-opaque", now, token_hash="o" * 64)
+    sibling = token("at-sibling", now)
+    for record in (recorded, opaque, sibling):
+        await store.record_access_token(record)
+
+    await store.revoke_access_token(recorded, now + SECOND)
+    assert await store.get_access_token(jti="at-rec") == replace(recorded, revoked_at=now + SECOND)
+    assert await store.get_active_access_token("at-rec", now) is None
+    # Idempotent: a second revocation keeps the first time.
+    await store.revoke_access_token(recorded, now + 2 * SECOND)
+    assert await store.get_access_token(jti="at-rec") == replace(recorded, revoked_at=now + SECOND)
+
+    await store.revoke_access_token(opaque, now + SECOND)
+    assert await store.get_access_token(token_hash="o" * 64) == replace(opaque, revoked_at=now + SECOND)
+    # Only that token: its grant and siblings live on.
+    assert await store.get_active_access_token("at-sibling", now) == sibling
+    assert [g.grant_id for g in await store.list_grants("u-alice")] == ["g1"]
+
+
+async def test_revoke_access_token_denylists_an_unrecorded_jwt_until_it_expires(store: Store, now: datetime) -> None:
+    # A client-credentials JWT is not recorded when issued; revoking it records it, revoked, with its expiry.
+    jwt = token("at-cc", now, grant_id=None, user_id=None, scope=("api:read",), expires_at=now + 5 * 60 * SECOND,
+                audience=("https://api.example/",))
+    assert await store.get_access_token(jti="at-cc") is None
+    await store.revoke_access_token(jwt, now + SECOND)
+    stored = await store.get_access_token(jti="at-cc")
+    assert stored == replace(jwt, revoked_at=now + SECOND)
+    assert stored is not None
+    assert stored.expires_at == jwt.expires_at
+    assert await store.get_active_access_token("at-cc", now) is None
+
+    await store.revoke_access_token(jwt, now + 2 * SECOND)  # idempotent
+    assert await store.get_access_token(jti="at-cc") == replace(jwt, revoked_at=now + SECOND)
+
+    # The denylist entry is housekept once the token has expired, not before.
+    assert await store.delete_expired(jwt.expires_at - MS) == 0
+    assert await store.get_access_token(jti="at-cc") is not None
+    assert await store.delete_expired(jwt.expires_at) == 1
+    assert await store.get_access_token(jti="at-cc") is None
+
+
+async def test_concurrent_revocations_of_one_access_token_do_not_raise(store: Store, now: datetime) -> None:
+    # Two revocation requests for one token at once (a double-clicked "revoke", a retried request).
+    await store.create_grant(grant("g1", now))
+    for racers in (2, RACERS):
+        recorded = token(f"at-rec-{racers}", now)
+        await store.record_access_token(recorded)
+        unrecorded = token(f"at-cc-{racers}", now, grant_id=None, user_id=None)
+        for record in (unrecorded, recorded):
+            results = await asyncio.gather(
+                *(store.revoke_access_token(record, now + i * MS) for i in range(racers)), return_exceptions=True)
+            assert [r for r in results if r is not None] == [], (record.jti, results)
+            stored = await store.get_access_token(jti=record.jti)
+            assert stored is not None
+            assert stored.revoked_at in {now + i * MS for i in range(racers)}
+            assert replace(stored, revoked_at=None) == record
+
+
+async def test_get_active_access_token_needs_live_unrevoked_token_and_grant(store: Store, now: datetime) -> None:
+    await store.create_grant(grant("g1", now))
+    await store.create_grant(grant("g2", now))
+    opaque = token("at-opaque", now, token_hash="o" * 64, audience=("https://api.example/",))
+    live = token("at-live", now, grant_id="g2", expires_at=now + SECOND)
+    for record in (opaque, token("at-1", now), token("at-2", now), live):
+        await store.record_access_token(record)
+    assert await store.get_active_access_token("at-opaque", now) == opaque
+    assert await store.get_active_access_token("o" * 64, now) is None  # by jti only
+
+    await store.revoke_access_token(token("at-1", now), now)
+    assert await store.get_active_access_token("at-1", now) is None
+    assert await store.get_active_access_token("at-2", now) is not None
+    await store.revoke_access_token(token("at-never-recorded", now, grant_id=None), now)
+    assert await store.get_active_access_token("at-never-recorded", now) is None
+
+    await store.revoke_grant("g1", now)
+    assert await store.get_active_access_token("at-2", now) is None
+    assert await store.get_active_access_token("at-opaque", now) is None
+    assert await store.get_active_access_token("at-live", now) == live
+    assert await store.get_active_access_token("at-live", now + SECOND) is None
+
+
+async def test_audit_events_are_listed_newest_first_with_their_fields(store: Store, now: datetime) -> None:
+    assert list(await store.list_audit_events()) == []  # type: ignore[attr-defined]
+    await store.record_audit_event("refresh_token_reused", now, detail="family revoked ✓", client_id="app",
+                                   user_id="u-alice", grant_id="g1")
+    await store.record_audit_event("grants_revoked_by_user", now + SECOND, user_id="u-alice", client_id="app")
+    await store.record_audit_event("grants_revoked_by_operator", now + 2 * SECOND)
+
+    events = list(await store.list_audit_events())  # type: ignore[attr-defined]
+    assert [e["event"] for e in events] == ["grants_revoked_by_operator", "grants_revoked_by_user",
+                                            "refresh_token_reused"]
+    assert len({e["id"] for e in events}) == 3
+    fields = [{k: v for k, v in e.items() if k != "id"} for e in events]
+    assert fields == [
+        {"event": "grants_revoked_by_operator", "at": now + 2 * SECOND, "detail": "", "client_id": None,
+         "user_id": None, "grant_id": None},
+        {"event": "grants_revoked_by_user", "at": now + SECOND, "detail": "", "client_id": "app",
+         "user_id": "u-alice", "grant_id": None},
+        {"event": "refresh_token_reused", "at": now, "detail": "family revoked ✓", "client_id": "app",
+         "user_id": "u-alice", "grant_id": "g1"},
+    ]
+    assert all(e["at"].utcoffset() == timedelta(0) for e in events)
+    assert [e["event"] for e in await store.list_audit_events(limit=2)] == [  # type: ignore[attr-defined]
+        "grants_revoked_by_operator", "grants_revoked_by_user"]
+
+
+async def test_delete_consent_for_one_client_or_all(store: Store, now: datetime) -> None:
+    for user_id, client_id in (("u-alice", "app"), ("u-alice", "other"), ("u-bob", "app")):
+        await store.save_consent(Consent(user_id, client_id, ("openid",), now))
+
+    await store.delete_consent("u-alice", "app")
+    assert await store.get_consent("u-alice", "app") is None
+    assert await store.get_consent("u-alice", "other") is not None
+    assert await store.get_consent("u-bob", "app") is not None
+
+    await store.save_consent(Consent("u-alice", "app", ("openid",), now))
+    await store.delete_consent("u-alice")
+    assert await store.get_consent("u-alice", "app") is None
+    assert await store.get_consent("u-alice", "other") is None
+    assert await store.get_consent("u-bob", "app") == Consent("u-bob", "app", ("openid",), now)
+
+    await store.delete_consent("u-alice")  # nothing left: no error
+    await store.delete_consent("u-nobody", "app")
+    assert await store.get_consent("u-bob", "app") is not None
+
+
+async def test_revoke_grant_reaches_its_access_tokens(store: Store, now: datetime) -> None:
+    await grant_with_token(store, now, "g1", "at-1")
+    await store.record_access_token(token("at-1-opaque", now, token_hash="o" * 64))
+    await store.record_access_token(token("at-1-early", now))
+    await store.record_access_token(token("at-1-long", now, expires_at=now + 7 * DAY))
+    await store.revoke_access_token(token("at-1-early", now), now)
+    await grant_with_token(store, now, "g2", "at-2")
+
+    revoked_at = now + SECOND
+    await store.revoke_grant("g1", revoked_at)
+    for lookup in ({"jti": "at-1"}, {"token_hash": "o" * 64}):
+        record = await store.get_access_token(**lookup)
+        assert record is not None
+        assert record.revoked_at == revoked_at, lookup
+    early = await store.get_access_token(jti="at-1-early")
+    assert early is not None
+    assert early.revoked_at == now  # an earlier revocation keeps its time
+    for jti in ("at-1", "at-1-opaque", "at-1-early"):
+        assert await store.get_active_access_token(jti, now) is None
+    assert await store.get_active_access_token("at-2", now) == token("at-2", now, grant_id="g2")
+
+    grant_record = await store.get_grant("g1")
+    assert grant_record is not None
+    assert grant_record.revoked_at == revoked_at
+    assert [g.grant_id for g in await store.list_grants("u-alice")] == ["g2"]
+
+    # The tokens themselves are marked, not only their grant: a long-lived one stays revoked after housekeeping
+    # has removed the long-revoked grant.
+    later = now + 3 * DAY
+    await store.delete_expired(later)
+    assert await store.get_grant("g1") is None
+    long_lived = await store.get_access_token(jti="at-1-long")
+    assert long_lived is not None
+    assert long_lived.revoked_at == revoked_at
+    assert await store.get_active_access_token("at-1-long", later) is None
+
+
+async def test_delete_expired_removes_expired_refresh_tokens_and_long_dead_grants(
+        store: Store, now: datetime) -> None:
+    past = now - 10 * DAY
+    await store.create_grant(grant("g-live", past))
+    for suffix, expires_at in (("old", now - SECOND), ("edge", now), ("live", now + SECOND)):
+        await store.record_tokens(None, refresh(f"rt-{suffix}", past, grant_id="g-live", expires_at=expires_at))
+    # Consumed but not expired: kept, so that its reuse is still recognised.
+    consumed = refresh("rt-consumed", past, grant_id="g-live", expires_at=now + HOUR, consumed_at=now - HOUR)
+    await store.record_tokens(None, consumed)
+    ends: tuple[tuple[str, datetime | None, datetime | None], ...]
+    ends = (("g-revoked-3d", now - 3 * DAY, None),
+            ("g-revoked-1d", now - DAY, None),
+            ("g-ended-3d", None, now - 3 * DAY),
+            ("g-ended-1d", None, now - DAY),
+            ("g-ends-later", None, now + DAY))
+    for grant_id, revoked_at, grant_end in ends:
+        await store.create_grant(replace(grant(grant_id, past), revoked_at=revoked_at, expires_at=grant_end))
+
+    assert await store.delete_expired(now) == 4  # rt-old, rt-edge, g-revoked-3d, g-ended-3d
+    assert await store.get_refresh_token("rt-old") is None
+    assert await store.get_refresh_token("rt-edge") is None
+    assert await store.get_refresh_token("rt-live") is not None
+    assert await store.get_refresh_token("rt-consumed") == consumed
+    assert await store.get_grant("g-revoked-3d") is None
+    assert await store.get_grant("g-ended-3d") is None
+    for kept in ("g-live", "g-revoked-1d", "g-ended-1d", "g-ends-later"):
+        assert await store.get_grant(kept) is not None, kept
+    assert await store.delete_expired(now) == 0
+
+    # A day later the grants revoked or ended a day ago have been dead for two, and go with the refresh tokens.
+    assert await store.delete_expired(now + DAY + SECOND) == 4  # rt-live, rt-consumed, g-revoked-1d, g-ended-1d
+    assert await store.get_grant("g-revoked-1d") is None
+    assert await store.get_grant("g-ended-1d") is None
+    assert await store.get_grant("g-live") is not None
+    assert await store.get_grant("g-ends-later") is not None
+
+
+async def test_rate_limit_release_takes_one_hit_back_never_below_zero(store: Store, now: datetime) -> None:
+    window = timedelta(minutes=5)
+    key, other = "r" * 64, "o" * 64
+    await store.rate_limit_release(key)  # nothing recorded: nothing to take back
+    assert await store.rate_limit_count(key, now - window) == 0
+    for _ in range(3):
+        await store.rate_limit_hit(key, now, now - window)
+    await store.rate_limit_hit(other, now, now - window)
+
+    await store.rate_limit_release(key)
+    assert await store.rate_limit_count(key, now - window) == 2
+    await store.rate_limit_release(key)
+    await store.rate_limit_release(key)
+    assert await store.rate_limit_count(key, now - window) == 0
+    await store.rate_limit_release(key)
+    assert await store.rate_limit_count(key, now - window) == 0
+    assert await store.rate_limit_hit(key, now, now - window) == 1  # counting resumes from zero, not -1
+    assert await store.rate_limit_count(other, now - window) == 1
+
+    # Concurrent releases never take the count below zero either.
+    for _ in range(2):
+        await store.rate_limit_hit(key, now, now - window)
+    await asyncio.gather(*(store.rate_limit_release(key) for _ in range(10)))
+    assert await store.rate_limit_count(key, now - window) == 0
+    assert await store.rate_limit_hit(key, now, now - window) == 1
+    assert await store.rate_limit_count(other, now - window) == 1
+
+
+async def test_get_access_token_without_a_key_finds_nothing(store: Store, now: datetime) -> None:
+    assert await store.get_access_token() is None

@@ -406,6 +406,8 @@ class SQLStore:
 
     async def get_access_token(self, *, jti: str | None = None,
                                token_hash: str | None = None) -> AccessTokenRecord | None:
+        if jti is None and token_hash is None:
+            return None  # `token_hash == None` would match every JWT row
         at, g = t.access_tokens, t.grants
         query = sa.select(at, g.c.revoked_at.label("grant_revoked_at")).select_from(
             at.outerjoin(g, g.c.grant_id == at.c.grant_id))
