@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from .config import ConfigError, Settings
-from .core.housekeeping import prune
+from .core.housekeeping import prune, revoke_authorizations
 from .core.keyring import load_keys, rotate_keys
 from .core.models import Client, User
 from .core.passwords import hash_password
@@ -235,13 +235,8 @@ async def tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
         if args.client is not None and await store.get_client(args.client) is None:
             raise UsageError(f"no client {args.client!r}")
         now = utcnow()
-        grants = await store.list_grants(user.id, args.client)
-        for grant in grants:
-            await store.revoke_grant(grant.grant_id, now)
-        await store.delete_consent(user.id, args.client)
-        await store.record_audit_event("grants_revoked_by_operator", now, user_id=user.id, client_id=args.client,
-                                       detail=f"{len(grants)} grant(s) revoked from the CLI")
-        print(f"revoked {len(grants)} grant(s) of {args.user}" + (f" to {args.client}" if args.client else ""))
+        count = await revoke_authorizations(store, user.id, args.client, now, "grants_revoked_by_operator")
+        print(f"revoked {count} grant(s) of {args.user}" + (f" to {args.client}" if args.client else ""))
         return 0
 
     return await _with_store(settings, run)

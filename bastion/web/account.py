@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ..core.authentication import authenticate_user
 from ..core.errors import OAuthError
+from ..core.housekeeping import revoke_authorizations
 from ..core.models import Consent, Grant
 from ..core.provider import Provider
 from ..core.scopes import describe_scope, format_scope
@@ -109,11 +110,5 @@ async def revoke_app(request: Request) -> Response:
         return error_page("This form has expired. Please try again.")
     client_id = form.get("client_id", "")[:255]
     now = provider.now()
-    grants = await provider.store.list_grants(session.user_id, client_id)
-    for grant in grants:
-        await provider.store.revoke_grant(grant.grant_id, now)
-    await provider.store.delete_consent(session.user_id, client_id)
-    if grants:
-        await provider.store.record_audit_event("grants_revoked_by_user", now, user_id=session.user_id,
-                                                client_id=client_id, detail=f"{len(grants)} grant(s)")
+    await revoke_authorizations(provider.store, session.user_id, client_id, now, "grants_revoked_by_user")
     return redirect("/account/apps")
