@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     refresh_token_reuse_grace: int = Field(default=2, ge=0, le=60)
     """Seconds after a rotation in which the old refresh token fails without revoking its family
     (parallel retries by the legitimate client); later reuse revokes the family."""
+    device_code_ttl: int = Field(default=600, ge=60, le=3600)
+    """How long a device authorization (its device and user codes) lives, in seconds."""
+    device_code_interval: int = Field(default=5, ge=1, le=60)
+    """The minimum seconds between a device's token polls (RFC 8628 §3.2)."""
+    device_max_wrong_codes: int = Field(default=5, ge=1)
+    """Wrong user codes a browser session or client address may enter per minute on /device."""
     client_cache_ttl: int = Field(default=10, ge=0, le=300)
     """How long a server process caches a client's registration, in seconds; 0 disables the cache."""
     session_ttl: int = Field(default=86400, ge=60)

@@ -12,6 +12,7 @@ __all__ = [
     "BrowserSession",
     "Client",
     "Consent",
+    "DeviceAuthorization",
     "Grant",
     "Interaction",
     "RefreshToken",
@@ -95,6 +96,26 @@ class RefreshToken:
     created_at: datetime
     expires_at: datetime
     consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """A pending device authorization (RFC 8628 §3.2); only the device code's hash is stored.
+
+    `status` moves pending → approved | denied, and approved → consumed, each by compare-and-set.
+    """
+
+    device_code_hash: str
+    user_code: str
+    client_id: str
+    scope: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime
+    interval: int
+    resources: tuple[str, ...] = ()
+    status: str = "pending"
+    last_polled_at: datetime | None = None
+    grant_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

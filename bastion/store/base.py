@@ -19,6 +19,7 @@ from ..core.models import (
     BrowserSession,
     Client,
     Consent,
+    DeviceAuthorization,
     Grant,
     Interaction,
     RefreshToken,
@@ -113,6 +114,20 @@ class Store(Protocol):
     async def rate_limit_reset(self, key_hash: str) -> None: ...
     async def rate_limit_release(self, key_hash: str) -> None:
         """Take one hit back (an attempt that turned out to be legitimate)."""
+        ...
+
+    # Device authorizations (RFC 8628)
+    async def create_device_authorization(self, device: DeviceAuthorization) -> bool:
+        """False if the user code is already taken."""
+        ...
+    async def get_device_authorization(self, *, device_code_hash: str | None = None,
+                                       user_code: str | None = None) -> DeviceAuthorization | None: ...
+    async def record_device_poll(self, device_code_hash: str, now: datetime, interval: int) -> None: ...
+    async def decide_device_authorization(self, device_code_hash: str, status: str, grant: Grant | None) -> bool:
+        """Move a pending authorization to approved (creating its grant) or denied; True for one caller."""
+        ...
+    async def consume_device_authorization(self, device_code_hash: str) -> bool:
+        """approved → consumed; True for exactly one caller."""
         ...
 
     # Housekeeping

@@ -23,7 +23,7 @@ from ..core.keyring import load_keys, refresh_keys
 from ..core.provider import Provider, utcnow
 from ..store.sql import create_store
 from ..store.sql.migrate import check_schema_current
-from . import account, endpoints, interaction, logout
+from . import account, device, endpoints, interaction, logout
 from .http import json_response
 from .render import error_page, page
 
@@ -96,7 +96,8 @@ async def home(request: Request) -> Response:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    if request.url.path.startswith(("/token", "/userinfo", "/.well-known", "/jwks", "/introspect", "/revoke")):
+    if request.url.path.startswith(("/token", "/userinfo", "/.well-known", "/jwks", "/introspect", "/revoke",
+                                     "/device_authorization")):
         return json_response({"error": "not_found"}, 404)
     return error_page("There is nothing at this address.", status=404, title="Not found")
 
@@ -144,6 +145,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         Route("/token", endpoints.token, methods=["POST"]),
         Route("/userinfo", endpoints.userinfo, methods=["GET", "POST"]),
         Route("/introspect", endpoints.introspection, methods=["POST"]),
+        Route("/device_authorization", device.device_authorization_endpoint, methods=["POST"]),
+        Route("/device", device.device_page, methods=["GET"]),
+        Route("/device", device.device_submit, methods=["POST"]),
         Route("/revoke", endpoints.revocation, methods=["POST"]),
         Route("/logout", logout.logout, methods=["GET", "POST"]),
         Route("/logout/confirm", logout.logout_confirm, methods=["POST"]),
@@ -154,7 +158,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     ]
     # CORS preflight for the endpoints browsers may call cross-origin; never /authorize (RFC 9700 §2.6).
     for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks",
-                 "/token", "/userinfo", "/revoke"):
+                 "/token", "/userinfo", "/revoke", "/device_authorization"):
         routes.append(Route(path, endpoints.preflight, methods=["OPTIONS"], name=f"preflight:{path}"))
     app = Starlette(
         routes=routes,

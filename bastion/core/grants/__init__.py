@@ -7,7 +7,7 @@ from typing import Any
 
 from ..models import Client
 from ..provider import Provider
-from . import authorization_code, client_credentials, refresh_token
+from . import authorization_code, client_credentials, device_code, refresh_token
 
 __all__ = ["GRANTS", "GrantHandler"]
 
@@ -17,4 +17,5 @@ GRANTS: dict[str, tuple[frozenset[str], GrantHandler]] = {
     authorization_code.GRANT_TYPE: (authorization_code.PARAMETERS, authorization_code.handle),
     refresh_token.GRANT_TYPE: (refresh_token.PARAMETERS, refresh_token.handle),
     client_credentials.GRANT_TYPE: (client_credentials.PARAMETERS, client_credentials.handle),
+    device_code.GRANT_TYPE: (device_code.PARAMETERS, device_code.handle),
 }

@@ -22,6 +22,7 @@ from ...core.models import (
     BrowserSession,
     Client,
     Consent,
+    DeviceAuthorization,
     Grant,
     Interaction,
     RefreshToken,
@@ -441,6 +442,63 @@ class SQLStore:
             return None
         return record
 
+    # Device authorizations (RFC 8628)
+    async def create_device_authorization(self, device: DeviceAuthorization) -> bool:
+        """False if the user code is taken (the caller draws another)."""
+        try:
+            await self._write(sa.insert(t.device_authorizations).values(
+                device_code_hash=device.device_code_hash, user_code=device.user_code, client_id=device.client_id,
+                scope=format_scope(device.scope), resources=list(device.resources), created_at=device.created_at,
+                expires_at=device.expires_at, interval=device.interval, status=device.status,
+                last_polled_at=device.last_polled_at, grant_id=device.grant_id))
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
+            return False
+        return True
+
+    async def get_device_authorization(self, *, device_code_hash: str | None = None,
+                                       user_code: str | None = None) -> DeviceAuthorization | None:
+        da = t.device_authorizations
+        if device_code_hash is not None:
+            query = sa.select(da).where(da.c.device_code_hash == device_code_hash)
+        elif user_code is not None:
+            query = sa.select(da).where(da.c.user_code == user_code)
+        else:
+            return None
+        row = await self._one(query)
+        if row is None:
+            return None
+        return DeviceAuthorization(
+            device_code_hash=row.device_code_hash, user_code=row.user_code, client_id=row.client_id,
+            scope=parse_scope(row.scope), created_at=row.created_at, expires_at=row.expires_at, interval=row.interval,
+            resources=tuple(row.resources), status=row.status, last_polled_at=row.last_polled_at,
+            grant_id=row.grant_id)
+
+    async def record_device_poll(self, device_code_hash: str, now: datetime, interval: int) -> None:
+        da = t.device_authorizations
+        await self._write(sa.update(da).where(da.c.device_code_hash == device_code_hash)
+                          .values(last_polled_at=now, interval=interval))
+
+    async def decide_device_authorization(self, device_code_hash: str, status: str, grant: Grant | None) -> bool:
+        """pending → approved (with its grant, in one transaction) or denied; True for one caller."""
+        da = t.device_authorizations
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(da).where(da.c.device_code_hash == device_code_hash, da.c.status == "pending")
+                .values(status=status, grant_id=grant.grant_id if grant else None))
+            if result.rowcount != 1:
+                return False
+            if grant is not None:
+                await conn.execute(self._insert_grant(grant))
+            return True
+
+    async def consume_device_authorization(self, device_code_hash: str) -> bool:
+        da = t.device_authorizations
+        return bool(await self._write(
+            sa.update(da).where(da.c.device_code_hash == device_code_hash, da.c.status == "approved")
+            .values(status="consumed")))
+
     async def rate_limit_count(self, key_hash: str, window_start: datetime) -> int:
         row = await self._one(sa.select(t.rate_limits.c.count).where(
             t.rate_limits.c.key_hash == key_hash, t.rate_limits.c.window_start >= window_start))
@@ -472,7 +530,8 @@ class SQLStore:
                              audit_retention: timedelta | None = None) -> int:
         async with self.engine.begin() as conn:
             count = 0
-            for table in (t.sessions, t.interactions, t.authorization_codes, t.access_tokens, t.refresh_tokens):
+            for table in (t.sessions, t.interactions, t.authorization_codes, t.access_tokens, t.refresh_tokens,
+                          t.device_authorizations):
                 result = await conn.execute(sa.delete(table).where(table.c.expires_at <= now))
                 count += int(result.rowcount)
             # A rate-limit window older than the window length (and a day) counts for nothing.

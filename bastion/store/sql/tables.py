@@ -158,6 +158,21 @@ authorization_codes = sa.Table(
     sa.Column("consumed_at", UTCDateTime),
 )
 
+device_authorizations = sa.Table(
+    "device_authorizations", metadata,
+    sa.Column("device_code_hash", sa.String(64), primary_key=True),
+    sa.Column("user_code", sa.String(16), nullable=False, unique=True),
+    sa.Column("client_id", sa.String(255), nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("resources", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("interval", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("last_polled_at", UTCDateTime),
+    sa.Column("grant_id", sa.String(64)),
+)
+
 rate_limits = sa.Table(
     "rate_limits", metadata,
     sa.Column("key_hash", sa.String(64), primary_key=True),
