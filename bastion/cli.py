@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from . import device_login
 from .config import ConfigError, Settings
 from .core.housekeeping import prune, revoke_authorizations
 from .core.keyring import load_keys, rotate_keys
@@ -29,7 +30,7 @@ from .store.sql.migrate import SchemaOutdated, check_schema_current, upgrade
 
 __all__ = ["main"]
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 
@@ -301,6 +302,10 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("prune", help="delete expired codes, tokens, sessions and old grants").set_defaults(func=db_prune)
 
     sub.add_parser("demo", help="seed a demo client and user (local use)").set_defaults(func=demo)
+
+    p = sub.add_parser("device-login", help="log in on this terminal with the device flow (RFC 8628)")
+    device_login.add_arguments(p)
+    p.set_defaults(func=device_login.command)
 
     clients = sub.add_parser("clients", help="registered clients").add_subparsers(dest="sub", required=True)
     c = clients.add_parser("create", help="register a client")

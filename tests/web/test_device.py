@@ -162,3 +162,32 @@ async def test_wrong_codes_are_throttled_even_for_a_right_guess(http: httpx.Asyn
         assert (await http.post("/device", data={"user_code": "BBBB-BBBB", "csrf_token": csrf})).status_code == 400
     blocked = await http.post("/device", data={"user_code": live["user_code"], "csrf_token": csrf})
     assert blocked.status_code == 429 and "Too many wrong codes" in blocked.text
+
+
+async def test_bastion_device_login_completes_against_the_provider(
+        http: httpx.AsyncClient, tv: Client, provider: Provider) -> None:
+    """The CLI's device-login flow, end to end against the real app: the "user" approves while it polls."""
+    import io
+
+    from bastion.device_login import run_device_login
+
+    out = io.StringIO()
+    browser = httpx.AsyncClient(transport=http._transport, base_url=ISSUER)
+    slept: list[float] = []
+    elapsed = 0.0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal elapsed
+        slept.append(seconds)
+        elapsed += seconds
+        advance(provider, seconds)
+        if len(slept) == 2:  # the user approves on their phone between two polls
+            user_code = re.search(r"[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}", out.getvalue())
+            assert user_code is not None
+            await approve(browser, user_code.group(0))
+
+    async with browser:
+        tokens = await run_device_login(ISSUER, "tv", scope="openid profile", out=out, http=http, sleep=sleep,
+                                        clock=lambda: elapsed)
+    assert slept[:2] == [5, 5]
+    assert '"sub": "user-alice"' in out.getvalue() and tokens["access_token"] not in out.getvalue()
