@@ -30,7 +30,9 @@ from .store.sql.migrate import SchemaOutdated, check_schema_current, upgrade
 
 __all__ = ["main"]
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code")
+GRANT_TYPES = (
+    "authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code",
+)
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 
