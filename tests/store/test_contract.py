@@ -22,6 +22,7 @@ from bastion.core.models import (
     BrowserSession,
     Client,
     Consent,
+    DeviceAuthorization,
     Grant,
     Interaction,
     RefreshToken,
@@ -1043,3 +1044,45 @@ async def test_rate_limit_release_takes_one_hit_back_never_below_zero(store: Sto
 
 async def test_get_access_token_without_a_key_finds_nothing(store: Store, now: datetime) -> None:
     assert await store.get_access_token() is None
+
+
+def device(code_hash: str, user_code: str, now: datetime, **fields: Any) -> DeviceAuthorization:
+    values: dict[str, Any] = {"client_id": "tv", "scope": ("openid", "profile"), "created_at": now,
+                              "expires_at": now + timedelta(minutes=10), "interval": 5}
+    return DeviceAuthorization(device_code_hash=code_hash, user_code=user_code, **(values | fields))
+
+
+async def test_device_authorizations_round_trip_and_unique_user_codes(store: Store, now: datetime) -> None:
+    pending = device("h" * 64, "BCDFGHJK", now, resources=("https://api.example/x",))
+    assert await store.create_device_authorization(pending) is True
+    assert await store.get_device_authorization(device_code_hash="h" * 64) == pending
+    assert await store.get_device_authorization(user_code="BCDFGHJK") == pending
+    assert await store.get_device_authorization() is None
+    assert await store.get_device_authorization(user_code="ZZZZZZZZ") is None
+    # A user code in use cannot be issued twice: the caller draws another.
+    assert await store.create_device_authorization(device("i" * 64, "BCDFGHJK", now)) is False
+    await store.record_device_poll("h" * 64, now + SECOND, 10)
+    polled = await store.get_device_authorization(device_code_hash="h" * 64)
+    assert polled is not None and (polled.last_polled_at, polled.interval) == (now + SECOND, 10)
+    assert await store.delete_expired(now + timedelta(minutes=11)) >= 1
+    assert await store.get_device_authorization(device_code_hash="h" * 64) is None
+
+
+async def test_device_decision_and_consumption_happen_once(store: Store, now: datetime) -> None:
+    await store.create_device_authorization(device("h" * 64, "BCDFGHJK", now))
+    grant = Grant(grant_id="g-dev", client_id="tv", user_id="u-alice", scope=("openid",), created_at=now)
+    assert await store.consume_device_authorization("h" * 64) is False  # not approved yet
+    results = await asyncio.gather(*(store.decide_device_authorization(
+        "h" * 64, "approved", replace(grant, grant_id=f"g-{i}")) for i in range(20)))
+    assert results.count(True) == 1
+    decided = await store.get_device_authorization(device_code_hash="h" * 64)
+    assert decided is not None and decided.status == "approved" and decided.grant_id is not None
+    assert await store.get_grant(decided.grant_id) is not None  # written with the decision, by the winner only
+    assert await store.decide_device_authorization("h" * 64, "denied", None) is False
+    consumed = await asyncio.gather(*(store.consume_device_authorization("h" * 64) for _ in range(20)))
+    assert consumed.count(True) == 1
+
+    await store.create_device_authorization(device("d" * 64, "DDDDDDDD", now))
+    assert await store.decide_device_authorization("d" * 64, "denied", None) is True
+    denied = await store.get_device_authorization(device_code_hash="d" * 64)
+    assert denied is not None and denied.status == "denied" and denied.grant_id is None
