@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         Route("/device_authorization", device.device_authorization_endpoint, methods=["POST"]),
         Route("/device", device.device_page, methods=["GET"]),
         Route("/device", device.device_submit, methods=["POST"]),
+        Route("/device/done", device.device_done, methods=["GET"]),
         Route("/revoke", endpoints.revocation, methods=["POST"]),
         Route("/logout", logout.logout, methods=["GET", "POST"]),
         Route("/logout/confirm", logout.logout_confirm, methods=["POST"]),

@@ -25,9 +25,9 @@ from ..core.scopes import describe_scope
 from ..core.secrets import hash_secret, new_secret
 from .cookies import check_csrf, csrf_token, load_session, start_session
 from .http import CORS_HEADERS, json_response, oauth_error_response, parse_params, parse_query, read_form
-from .render import page
+from .render import page, redirect
 
-__all__ = ["device_authorization_endpoint", "device_page", "device_submit"]
+__all__ = ["device_authorization_endpoint", "device_done", "device_page", "device_submit"]
 
 log = logging.getLogger("bastion.device")
 # Binds CSRF tokens on /device before and after sign-in, and keys the wrong-code throttle per browser.
@@ -123,7 +123,8 @@ async def device_submit(request: Request) -> Response:
         if result.user is None:
             return _render(provider, browser, "device_login.html", status=result.status, error=result.error,
                            user_code=display_user_code(device.user_code), username=form.get("username", "")[:255])
-        response = _render(provider, browser, "device_consent.html", **await _consent_context(provider, device))
+        response = _render(provider, browser, "device_consent.html",
+                           **await _consent_context(provider, device, result.user.id))
         await start_session(provider, request, response, result.user.id)
         return response
     if session is None:
@@ -131,15 +132,23 @@ async def device_submit(request: Request) -> Response:
                        user_code=display_user_code(device.user_code), username="")
     decision = form.get("decision")
     if decision not in ("allow", "deny"):
-        return _render(provider, browser, "device_consent.html", **await _consent_context(provider, device))
+        return _render(provider, browser, "device_consent.html",
+                       **await _consent_context(provider, device, session.user_id))
     if not await decide(provider, device, session, approve=decision == "allow"):
         return _render(provider, browser, "device_code.html", status=400, user_code="",
                        error="That code was already used. Start again on your device to get a new one.")
-    return _render(provider, browser, "device_done.html", approved=decision == "allow")
+    # Post/redirect/get: reloading the result page must not re-send the decision.
+    return redirect("/device/done?approved=1" if decision == "allow" else "/device/done")
 
 
-async def _consent_context(provider: Provider, device: DeviceAuthorization) -> dict[str, Any]:
+async def device_done(request: Request) -> Response:
+    return page("device_done.html", approved=request.query_params.get("approved") == "1")
+
+
+async def _consent_context(provider: Provider, device: DeviceAuthorization, user_id: str) -> dict[str, Any]:
     client = await provider.store.get_client(device.client_id)
+    user = await provider.store.get_user(user_id)
     return {"client_name": client.client_name if client else device.client_id,
+            "username": user.username if user else "",
             "user_code": display_user_code(device.user_code),
             "scopes": [describe_scope(s) for s in device.scope], "error": None}

@@ -60,8 +60,12 @@ async def approve(http: httpx.AsyncClient, user_code: str, decision: str = "allo
     consent = await http.post("/device", data={"user_code": user_code, "username": "alice", "password": password,
                                                "csrf_token": hidden(login.text, "csrf_token")})
     assert "Living Room TV" in consent.text and user_code in consent.text, consent.text[:400]
-    return await http.post("/device", data={"user_code": user_code, "decision": decision,
-                                            "csrf_token": hidden(consent.text, "csrf_token")})
+    assert "Signed in as <strong>alice</strong>" in consent.text
+    decided = await http.post("/device", data={"user_code": user_code, "decision": decision,
+                                               "csrf_token": hidden(consent.text, "csrf_token")})
+    # Post/redirect/get: a reload of the result page re-sends nothing.
+    assert decided.status_code == 303 and decided.headers["location"].startswith("/device/done")
+    return await http.get(decided.headers["location"])
 
 
 async def test_device_authorization_response(http: httpx.AsyncClient, tv: Client, provider: Provider) -> None:
