@@ -32,6 +32,7 @@ __all__ = [
     "PublicKey",
     "VerifiedJWS",
     "b64url_decode",
+    "key_from_jwk",
     "public_jwk",
     "sign",
     "verify",
@@ -172,3 +173,33 @@ def public_jwk(key: PublicKey, kid: str, alg: str) -> dict[str, str]:
     else:
         raise JOSEError("unsupported key type")
     return {**jwk, "kid": kid, "use": "sig", "alg": alg}
+
+
+def key_from_jwk(jwk: Mapping[str, Any]) -> tuple[str, str, PublicKey] | None:
+    """(kid, alg, public key) from a JWKS entry; None for keys we do not verify with.
+
+    A key without `alg` is taken for the one algorithm its type allows here (RSA → RS256, P-256 →
+    ES256, Ed25519 → EdDSA); encryption keys (`use: enc`) and private members are ignored.
+    """
+    try:
+        kid, kty = jwk.get("kid"), jwk.get("kty")
+        if not isinstance(kid, str) or jwk.get("use", "sig") != "sig":
+            return None
+        key: PublicKey
+        if kty == "RSA":
+            e, n = (int.from_bytes(b64url_decode(jwk[k]), "big") for k in ("e", "n"))
+            if n.bit_length() < 2048:
+                return None
+            key, alg = rsa.RSAPublicNumbers(e, n).public_key(), "RS256"
+        elif kty == "EC" and jwk.get("crv") == "P-256":
+            x, y = (int.from_bytes(b64url_decode(jwk[k]), "big") for k in ("x", "y"))
+            key, alg = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key(), "ES256"
+        elif kty == "OKP" and jwk.get("crv") == "Ed25519":
+            key, alg = ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"])), "EdDSA"
+        else:
+            return None
+    except (KeyError, TypeError, ValueError, JOSEError):
+        return None
+    if jwk.get("alg", alg) != alg:
+        return None
+    return kid, alg, key
