@@ -1,5 +1,7 @@
-"""Resource-server side: validate the access tokens your API receives (RFC 9068, RFC 6750)."""
+"""Resource-server side: validate the access tokens your API receives (RFC 9068, RFC 7662, RFC 6750)."""
 
-from .validator import AccessToken, InsufficientScope, InvalidToken, TokenValidator
+from .bearer import bearer_token, www_authenticate
+from .validator import AccessToken, InsufficientScope, InvalidToken, MissingToken, TokenValidator
 
-__all__ = ["AccessToken", "InsufficientScope", "InvalidToken", "TokenValidator"]
+__all__ = ["AccessToken", "InsufficientScope", "InvalidToken", "MissingToken", "TokenValidator", "bearer_token",
+           "www_authenticate"]

@@ -1,27 +1,46 @@
-"""`TokenValidator`: JWT access tokens (RFC 9068) checked against the issuer's JWKS.
+"""`TokenValidator`: JWT access tokens (RFC 9068) checked against the issuer's JWKS, opaque ones introspected.
 
 Works against any standard provider. The JWKS is cached for `cache_ttl` seconds; a token with an
 unknown `kid` (the provider rotated its keys) triggers one refetch, at most once per
 `refetch_interval`, so that an attacker spraying random kids cannot make us hammer the provider.
 Keys come only from the configured issuer's JWKS: `jku`, `x5u` and `jwk` headers are never
 followed, unknown `crit` headers are refused, `none` and HMAC algorithms do not exist here.
+
+A token that is not a JWT is sent to the provider's introspection endpoint (RFC 7662) when
+`introspection=(client_id, client_secret)` is configured; answers are cached for
+`introspection_ttl` seconds (never past the token's `exp`), so a revocation takes at most that long
+to be noticed: the usual trade-off between one HTTP round trip per request and freshness.
+
+The protocol is written once, sans-I/O: `_flow` is a generator that yields the `httpx.Request`s it
+needs and receives their responses; `validate` (async) and `validate_sync` only carry them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
+from urllib.parse import quote_plus
 
 import httpx
 
 from ..core import jose
 
-__all__ = ["AccessToken", "InsufficientScope", "InvalidToken", "TokenValidator"]
+__all__ = ["AccessToken", "InsufficientScope", "InvalidToken", "MissingToken", "TokenValidator"]
 
 DEFAULT_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 TIMEOUT = httpx.Timeout(5.0)
+MAX_TOKEN_LENGTH = 16384
+INTROSPECTION_CACHE_SIZE = 10_000
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""RFC 6750 §2.1 `b64token`: the only shape a bearer token can have, checked before any I/O."""
+
+T = TypeVar("T")
+_Flow = Generator[httpx.Request, httpx.Response, T]
 
 
 class InvalidToken(Exception):
@@ -31,11 +50,19 @@ class InvalidToken(Exception):
     status = 401
 
 
+class MissingToken(InvalidToken):
+    """No bearer token at all: still a 401, but RFC 6750 §3.1 wants no `error` in the challenge then."""
+
+
 class InsufficientScope(Exception):
-    """RFC 6750 `insufficient_scope` (403)."""
+    """RFC 6750 `insufficient_scope` (403); `scopes` are those the resource needs, for the challenge."""
 
     error = "insufficient_scope"
     status = 403
+
+    def __init__(self, message: str, scopes: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.scopes = tuple(scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +75,7 @@ class AccessToken:
     def require_scopes(self, *scopes: str) -> None:
         missing = set(scopes) - self.scopes
         if missing:
-            raise InsufficientScope(f"missing scope: {' '.join(sorted(missing))}")
+            raise InsufficientScope(f"missing scope: {' '.join(sorted(missing))}", scopes)
 
 
 @dataclass
@@ -57,33 +84,126 @@ class _KeyCache:
     fetched_at: float = float("-inf")
 
 
+class _UnknownKey(Exception):
+    pass
+
+
+def _request(method: str, url: str, **kwargs: Any) -> httpx.Request:
+    # The timeout travels with the request, so that it holds on any client the drivers are given.
+    return httpx.Request(method, url, extensions={"timeout": TIMEOUT.as_dict()}, **kwargs)
+
+
+def _json(response: httpx.Response, failure: str) -> Any:
+    """The body of a successful JSON response; anything else is the provider's failure, not a KeyError."""
+    if not response.is_success:
+        raise InvalidToken(failure)
+    try:
+        return response.json()
+    except ValueError:
+        raise InvalidToken(failure) from None
+
+
+def _number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _access_token(claims: dict[str, Any]) -> AccessToken:
+    sub, scope, client_id = claims.get("sub"), claims.get("scope"), claims.get("client_id")
+    if not isinstance(sub, str):
+        raise InvalidToken("no subject")
+    scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+    return AccessToken(claims, scopes, sub, client_id if isinstance(client_id, str) else None)
+
+
 class TokenValidator:
-    """Validate JWT access tokens for one API (`audience`) of one `issuer`."""
+    """Validate the access tokens of one API (`audience`) of one `issuer`."""
 
     def __init__(self, issuer: str, audience: str, *, algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
                  jwks_uri: str | None = None, leeway: int = 30, require_typ: bool = True,
                  cache_ttl: float = 300, refetch_interval: float = 30,
-                 http: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time) -> None:
+                 introspection: tuple[str, str] | None = None, introspection_ttl: float = 30,
+                 http: httpx.AsyncClient | None = None, sync_http: httpx.Client | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.issuer, self.audience = issuer, audience
         self.algorithms = tuple(a for a in algorithms if a in jose.ALGORITHMS)
         self.leeway, self.require_typ = leeway, require_typ
         self.cache_ttl, self.refetch_interval = cache_ttl, refetch_interval
+        self.introspection_ttl = introspection_ttl
         self._jwks_uri = jwks_uri
-        self._http = http
+        self._metadata: dict[str, Any] | None = None
+        self._basic: str | None = None
+        if introspection is not None:  # client_secret_basic: form-encoded, then base64 (RFC 6749 §2.3.1)
+            pair = f"{quote_plus(introspection[0])}:{quote_plus(introspection[1])}"
+            self._basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        self._http, self._sync_http = http, sync_http
         self._clock = clock
         self._cache = _KeyCache()
+        self._introspected: dict[bytes, tuple[AccessToken | str, float]] = {}
 
     async def validate(self, token: str) -> AccessToken:
         """The token's claims if it is genuine, current and for this audience; else `InvalidToken`."""
+        flow = self._flow(token)
+        owned: httpx.AsyncClient | None = None
+        try:
+            request = next(flow)
+            while True:
+                client = self._http
+                if client is None:  # created only when I/O is needed: a cached-key check stays cheap
+                    client = owned = owned or httpx.AsyncClient(timeout=TIMEOUT)
+                try:
+                    response = await client.send(request)
+                except httpx.HTTPError as exc:
+                    raise InvalidToken("the provider could not be reached") from exc
+                request = flow.send(response)
+        except StopIteration as done:
+            result: AccessToken = done.value
+            return result
+        finally:
+            flow.close()
+            if owned is not None:
+                await owned.aclose()
+
+    def validate_sync(self, token: str) -> AccessToken:
+        """`validate` for synchronous code (Flask, Django), on `httpx.Client`."""
+        flow = self._flow(token)
+        owned: httpx.Client | None = None
+        try:
+            request = next(flow)
+            while True:
+                client = self._sync_http
+                if client is None:
+                    client = owned = owned or httpx.Client(timeout=TIMEOUT)
+                try:
+                    response = client.send(request)
+                except httpx.HTTPError as exc:
+                    raise InvalidToken("the provider could not be reached") from exc
+                request = flow.send(response)
+        except StopIteration as done:
+            result: AccessToken = done.value
+            return result
+        finally:
+            flow.close()
+            if owned is not None:
+                owned.close()
+
+    def _flow(self, token: str) -> _Flow[AccessToken]:
         now = self._clock()
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("malformed token")
+        if token.count(".") != 2:
+            if self._basic is None or not B64TOKEN.fullmatch(token):
+                raise InvalidToken("malformed token")
+            return (yield from self._introspect(token, now))
         if now - self._cache.fetched_at > self.cache_ttl:
-            await self._refresh(now)
+            yield from self._refresh(now)
         try:
             return self._check(token, now)
         except _UnknownKey:
-            if now - self._cache.fetched_at < self.refetch_interval:
+            # Rate-limited once keys are known; before that (a first fetch still in flight in another
+            # request, or a failed one) fetching is the only way to validate at all.
+            if self._cache.keys and now - self._cache.fetched_at < self.refetch_interval:
                 raise InvalidToken("unknown signing key") from None
-            await self._refresh(now)
+            yield from self._refresh(now)
             try:
                 return self._check(token, now)
             except _UnknownKey:
@@ -98,47 +218,41 @@ class TokenValidator:
                 raise _UnknownKey from None
             raise InvalidToken(str(exc)) from None
         claims = verified.claims
-        aud = claims.get("aud")
-        audiences = aud if isinstance(aud, list) else [aud]
-        exp, iat, nbf, sub = claims.get("exp"), claims.get("iat"), claims.get("nbf"), claims.get("sub")
+        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
         if claims.get("iss") != self.issuer:
             raise InvalidToken("wrong issuer")
+        self._check_audience(claims.get("aud"))
+        if not _number(exp) or exp + self.leeway <= now:
+            raise InvalidToken("expired")
+        if not _number(iat) or iat - self.leeway > now:
+            raise InvalidToken("issued in the future")
+        if nbf is not None and (not _number(nbf) or nbf - self.leeway > now):
+            raise InvalidToken("not yet valid")
+        return _access_token(claims)
+
+    def _check_audience(self, aud: Any) -> None:
+        audiences: Collection[Any] = aud if isinstance(aud, list) else [aud]
         if self.audience not in audiences:
             raise InvalidToken("not meant for this audience")
-        if not isinstance(exp, int | float) or exp + self.leeway <= now:
-            raise InvalidToken("expired")
-        if not isinstance(iat, int | float) or iat - self.leeway > now:
-            raise InvalidToken("issued in the future")
-        if nbf is not None and (not isinstance(nbf, int | float) or nbf - self.leeway > now):
-            raise InvalidToken("not yet valid")
-        if not isinstance(sub, str):
-            raise InvalidToken("no subject")
-        scope = claims.get("scope")
-        scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        client_id = claims.get("client_id")
-        return AccessToken(claims, scopes, sub, client_id if isinstance(client_id, str) else None)
 
-    async def _get_json(self, url: str) -> Any:
-        client = self._http or httpx.AsyncClient(timeout=TIMEOUT)
-        try:
-            response = await client.get(url, timeout=TIMEOUT)
-            response.raise_for_status()
-            return response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise InvalidToken("the provider's keys could not be fetched") from exc
-        finally:
-            if self._http is None:
-                await client.aclose()
+    def _discover(self) -> _Flow[dict[str, Any]]:
+        """The issuer's metadata, fetched once; a document naming another issuer is refused (mix-up)."""
+        if self._metadata is None:
+            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            meta = _json((yield _request("GET", url)), "the provider's metadata could not be fetched")
+            if not isinstance(meta, dict) or meta.get("issuer") != self.issuer:
+                raise InvalidToken("the provider's metadata does not match the issuer")
+            self._metadata = meta
+        return self._metadata
 
-    async def _refresh(self, now: float) -> None:
+    def _refresh(self, now: float) -> _Flow[None]:
         self._cache.fetched_at = now  # also on failure: the rate limit holds while the provider is down
         if self._jwks_uri is None:
-            meta = await self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
-            if not isinstance(meta, dict) or meta.get("issuer") != self.issuer or not isinstance(
-                    meta.get("jwks_uri"), str):
+            jwks_uri = (yield from self._discover()).get("jwks_uri")
+            if not isinstance(jwks_uri, str):
                 raise InvalidToken("the provider's metadata does not match the issuer")
-            self._jwks_uri = meta["jwks_uri"]
-        document = await self._get_json(self._jwks_uri)
+            self._jwks_uri = jwks_uri
+        document = _json((yield _request("GET", self._jwks_uri)), "the provider's keys could not be fetched")
         entries = document.get("keys") if isinstance(document, dict) else None
         keys: dict[str, tuple[str, jose.PublicKey]] = {}
         for entry in entries if isinstance(entries, list) else []:
@@ -147,6 +261,44 @@ class TokenValidator:
                 keys[parsed[0]] = (parsed[1], parsed[2])
         self._cache.keys = keys
 
+    def _introspect(self, token: str, now: float) -> _Flow[AccessToken]:
+        key = hashlib.sha256(token.encode("ascii")).digest()  # the cache holds no usable bearer tokens
+        cached = self._introspected.get(key)
+        if cached is not None and cached[1] > now:
+            outcome = cached[0]
+        else:
+            endpoint = (yield from self._discover()).get("introspection_endpoint")
+            if not isinstance(endpoint, str) or self._basic is None:
+                raise InvalidToken("the provider offers no introspection")
+            response = yield _request("POST", endpoint, data={"token": token, "token_type_hint": "access_token"},
+                                      headers={"Authorization": self._basic, "Accept": "application/json"})
+            body = _json(response, "the token could not be introspected")  # not cached: the provider's fault
+            try:
+                outcome = self._from_introspection(body if isinstance(body, dict) else {}, now)
+            except InvalidToken as exc:
+                outcome = str(exc)
+            until = now + self.introspection_ttl
+            if isinstance(outcome, AccessToken) and _number(exp := outcome.claims.get("exp")):
+                until = min(until, exp)
+            self._remember(key, outcome, until)
+        if isinstance(outcome, str):
+            raise InvalidToken(outcome)
+        return outcome
 
-class _UnknownKey(Exception):
-    pass
+    def _from_introspection(self, body: dict[str, Any], now: float) -> AccessToken:
+        if body.get("active") is not True:
+            raise InvalidToken("inactive token")
+        if body.get("iss", self.issuer) != self.issuer:
+            raise InvalidToken("wrong issuer")
+        self._check_audience(body.get("aud"))
+        exp = body.get("exp")
+        if exp is not None and (not _number(exp) or exp + self.leeway <= now):
+            raise InvalidToken("expired")
+        return _access_token(body)
+
+    def _remember(self, key: bytes, outcome: AccessToken | str, until: float) -> None:
+        """Bounded, so that a spray of random tokens costs memory only up to a limit: oldest out first."""
+        self._introspected.pop(key, None)
+        if len(self._introspected) >= INTROSPECTION_CACHE_SIZE:
+            del self._introspected[next(iter(self._introspected))]
+        self._introspected[key] = (outcome, until)

@@ -126,3 +126,13 @@ async def test_rotation_is_followed_and_unknown_kids_are_rate_limited(
 async def test_metadata_for_another_issuer_is_refused(rs_http: httpx.AsyncClient) -> None:
     with pytest.raises(InvalidToken, match="metadata"):
         await TokenValidator(ISSUER + "/", API, http=rs_http).validate("a.b.c")  # must match exactly
+
+
+async def test_concurrent_first_validations_all_succeed(http: httpx.AsyncClient, rs_http: httpx.AsyncClient,
+                                                        service: None) -> None:
+    import asyncio
+
+    validator = TokenValidator(ISSUER, API, http=rs_http)
+    good = await token(http)
+    results = await asyncio.gather(*(validator.validate(good) for _ in range(10)))
+    assert all(r.subject == "svc" for r in results)
