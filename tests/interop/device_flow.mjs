@@ -23,77 +23,17 @@
 // decides are recorded as {"rejected": bool, ...} for the test to judge. Exit 2: the harness failed
 // (peers missing, bad arguments, the /device page broke its contract).
 
-import { createHash } from 'node:crypto';
-
 import {
-  CookieJar, HarnessError, describeError, emit, failHarness, loadOpenIdClient, recordingFetch, requireEnv,
+  CookieJar, HarnessError, StageError, describeError, emit, failHarness, fingerprint, htmlUnescape,
+  loadOpenIdClient, must, parseForms, recordingFetch, requireEnv, snippet,
 } from './rp_common.mjs';
 
 const SCENARIOS = ['approve', 'deny'];
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const PAGE_STEP_LIMIT = 8;
-const SNIPPET = 600;
-
-class StageError extends Error {
-  constructor(stage, cause) {
-    super(`${stage} failed: ${cause?.message}`);
-    this.stage = stage;
-    this.cause = cause;
-  }
-}
-
-async function must(stage, fn) {
-  try {
-    return await fn();
-  } catch (err) {
-    throw new StageError(stage, err);
-  }
-}
-
-function fingerprint(token) {
-  return token ? createHash('sha256').update(token).digest('hex').slice(0, 12) : null;
-}
-
-function snippet(text) {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > SNIPPET ? flat.slice(0, SNIPPET) + '…' : flat;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The /device page, answered over plain HTTP.
-
-function htmlUnescape(s) {
-  return s
-    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
-    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;|&apos;/g, "'")
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
-
-function parseAttributes(source) {
-  const attrs = {};
-  const re = /([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g;
-  let m;
-  while ((m = re.exec(source)) !== null) attrs[m[1].toLowerCase()] = htmlUnescape(m[2] ?? m[3] ?? m[4] ?? '');
-  return attrs;
-}
-
-function parseForms(html) {
-  const forms = [];
-  for (const m of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form\s*>/gi)) {
-    const attrs = parseAttributes(m[1]);
-    forms.push({
-      method: (attrs.method || 'get').toLowerCase(),
-      action: attrs.action ?? '',
-      inputs: [...m[2].matchAll(/<input\b([^>]*)>/gi)].map((x) => parseAttributes(x[1])),
-      buttons: [...m[2].matchAll(/<button\b([^>]*)>/gi)].map((x) => parseAttributes(x[1])),
-    });
-  }
-  return forms;
-}
 
 function textOf(html, re) {
   const m = html.match(re);

@@ -3,6 +3,7 @@
 // consent pages over plain HTTP (cookie jar, manual redirects, form parsing), a fetch that records
 // what the library sent, and JSON output helpers.
 
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -113,7 +114,7 @@ export class CookieJar {
   }
 }
 
-function htmlUnescape(s) {
+export function htmlUnescape(s) {
   return s
     .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
     .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
@@ -124,7 +125,7 @@ function htmlUnescape(s) {
     .replace(/&amp;/g, '&');
 }
 
-function parseAttributes(source) {
+export function parseAttributes(source) {
   const attrs = {};
   const re = /([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g;
   let m;
@@ -135,7 +136,7 @@ function parseAttributes(source) {
   return attrs;
 }
 
-function parseForms(html) {
+export function parseForms(html) {
   const forms = [];
   const formRe = /<form\b([^>]*)>([\s\S]*?)<\/form\s*>/gi;
   let m;
@@ -162,7 +163,7 @@ function hiddenFields(form) {
   return fields;
 }
 
-function snippet(text) {
+export function snippet(text) {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > SNIPPET ? flat.slice(0, SNIPPET) + '…' : flat;
 }
@@ -286,4 +287,27 @@ export function failHarness(name, err) {
   }
   if (err.details?.body) process.stderr.write(`  body: ${err.details.body}\n`);
   emit(2, result);
+}
+
+// A failure at a named stage of a scenario, so that the test names what broke.
+export class StageError extends Error {
+  constructor(stage, cause) {
+    super(`${stage} failed: ${cause?.message}`);
+    this.stage = stage;
+    this.cause = cause;
+  }
+}
+
+// A step that must succeed.
+export async function must(stage, fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new StageError(stage, err);
+  }
+}
+
+// Tokens are secrets: output shows only a short SHA-256 fingerprint.
+export function fingerprint(token) {
+  return token ? createHash('sha256').update(token).digest('hex').slice(0, 12) : null;
 }

@@ -33,32 +33,16 @@
 // may refuse are recorded as {"rejected": bool, "error": {...}} for the test to judge. Exit 2: the
 // harness failed (peers missing, bad arguments, the login/consent pages broke the contract).
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import {
-  HarnessError, describeError, emit, failHarness, loadOpenIdClient, loginAndConsent, recordingFetch, requireEnv,
+  HarnessError, StageError, describeError, emit, failHarness, fingerprint, loadOpenIdClient, loginAndConsent, must,
+  recordingFetch, requireEnv,
 } from './rp_common.mjs';
 
 const SCENARIOS = ['refresh-rotation', 'client-credentials', 'introspect-revoke'];
 const USER_SCOPE = 'openid profile email offline_access';
-
-class StageError extends Error {
-  constructor(stage, cause) {
-    super(`${stage} failed: ${cause?.message}`);
-    this.stage = stage;
-    this.cause = cause;
-  }
-}
-
-// A step that must succeed.
-async function must(stage, fn) {
-  try {
-    return await fn();
-  } catch (err) {
-    throw new StageError(stage, err);
-  }
-}
 
 // A step the provider may refuse: the outcome is data.
 async function attempt(fn) {
@@ -68,10 +52,6 @@ async function attempt(fn) {
   } catch (err) {
     return { rejected: true, error: describeError(err) };
   }
-}
-
-function fingerprint(token) {
-  return token ? createHash('sha256').update(token).digest('hex').slice(0, 12) : null;
 }
 
 function decodeJwt(token) {
