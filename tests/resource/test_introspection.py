@@ -34,19 +34,6 @@ async def clients(provider: Provider) -> None:
         await provider.store.create_client(client)
 
 
-@pytest.fixture
-def fetches() -> list[str]:
-    return []
-
-
-@pytest.fixture
-async def rs_http(http: httpx.AsyncClient, fetches: list[str]) -> httpx.AsyncClient:
-    async def record(request: httpx.Request) -> None:
-        fetches.append(request.url.path)
-
-    return httpx.AsyncClient(transport=http._transport, base_url=ISSUER, event_hooks={"request": [record]})
-
-
 async def token(http: httpx.AsyncClient, client_id: str = "opaque") -> str:
     response = await http.post("/token", data={"grant_type": "client_credentials", "resource": API,
                                                "scope": "orders:read"}, auth=(client_id, S))

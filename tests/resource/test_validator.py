@@ -28,19 +28,6 @@ async def service(provider: Provider) -> None:
         created_at=provider.now()))
 
 
-@pytest.fixture
-def fetches() -> list[str]:
-    return []
-
-
-@pytest.fixture
-async def rs_http(http: httpx.AsyncClient, fetches: list[str]) -> httpx.AsyncClient:
-    async def record(request: httpx.Request) -> None:
-        fetches.append(request.url.path)
-
-    return httpx.AsyncClient(transport=http._transport, base_url=ISSUER, event_hooks={"request": [record]})
-
-
 async def token(http: httpx.AsyncClient, **form: str) -> str:
     response = await http.post("/token", data={"grant_type": "client_credentials", "resource": API, **form},
                                auth=("svc", S))
