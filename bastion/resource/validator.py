@@ -21,14 +21,16 @@ import base64
 import hashlib
 import re
 import time
-from collections.abc import Callable, Collection, Generator, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard
 from urllib.parse import quote_plus
 
 import httpx
 
 from ..core import jose
+from ..sansio import Flow as _Flow
+from ..sansio import drive_async, drive_sync, request
 
 __all__ = ["AccessToken", "InsufficientScope", "InvalidToken", "MissingToken", "TokenValidator"]
 
@@ -39,8 +41,6 @@ INTROSPECTION_CACHE_SIZE = 10_000
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 """RFC 6750 §2.1 `b64token`: the only shape a bearer token can have, checked before any I/O."""
 
-T = TypeVar("T")
-_Flow = Generator[httpx.Request, httpx.Response, T]
 
 
 class InvalidToken(Exception):
@@ -89,13 +89,16 @@ class _UnknownKey(Exception):
 
 
 def _request(method: str, url: str, **kwargs: Any) -> httpx.Request:
-    # The timeout travels with the request, so that it holds on any client the drivers are given.
-    return httpx.Request(method, url, extensions={"timeout": TIMEOUT.as_dict()}, **kwargs)
+    return request(method, url, TIMEOUT, **kwargs)
 
 
-def _json(response: httpx.Response, failure: str) -> Any:
+def _unreachable(exc: httpx.HTTPError) -> InvalidToken:
+    return InvalidToken("the provider could not be reached")
+
+
+def _json(response: httpx.Response | None, failure: str) -> Any:
     """The body of a successful JSON response; anything else is the provider's failure, not a KeyError."""
-    if not response.is_success:
+    if response is None or not response.is_success:
         raise InvalidToken(failure)
     try:
         return response.json()
@@ -142,49 +145,11 @@ class TokenValidator:
 
     async def validate(self, token: str) -> AccessToken:
         """The token's claims if it is genuine, current and for this audience; else `InvalidToken`."""
-        flow = self._flow(token)
-        owned: httpx.AsyncClient | None = None
-        try:
-            request = next(flow)
-            while True:
-                client = self._http
-                if client is None:  # created only when I/O is needed: a cached-key check stays cheap
-                    client = owned = owned or httpx.AsyncClient(timeout=TIMEOUT)
-                try:
-                    response = await client.send(request)
-                except httpx.HTTPError as exc:
-                    raise InvalidToken("the provider could not be reached") from exc
-                request = flow.send(response)
-        except StopIteration as done:
-            result: AccessToken = done.value
-            return result
-        finally:
-            flow.close()
-            if owned is not None:
-                await owned.aclose()
+        return await drive_async(self._flow(token), self._http, _unreachable)
 
     def validate_sync(self, token: str) -> AccessToken:
         """`validate` for synchronous code (Flask, Django), on `httpx.Client`."""
-        flow = self._flow(token)
-        owned: httpx.Client | None = None
-        try:
-            request = next(flow)
-            while True:
-                client = self._sync_http
-                if client is None:
-                    client = owned = owned or httpx.Client(timeout=TIMEOUT)
-                try:
-                    response = client.send(request)
-                except httpx.HTTPError as exc:
-                    raise InvalidToken("the provider could not be reached") from exc
-                request = flow.send(response)
-        except StopIteration as done:
-            result: AccessToken = done.value
-            return result
-        finally:
-            flow.close()
-            if owned is not None:
-                owned.close()
+        return drive_sync(self._flow(token), self._sync_http, _unreachable)
 
     def _flow(self, token: str) -> _Flow[AccessToken]:
         now = self._clock()
