@@ -30,3 +30,13 @@ def node_peers() -> Path:
     peers = Path(result.stdout.strip().splitlines()[-1])
     assert (peers / "node_modules" / "openid-client" / "package.json").is_file(), peers
     return peers
+
+
+@pytest.fixture(scope="session")
+def node_op(node_peers: Path):  # -> Iterator[NodeOP]
+    """node's certified oidc-provider 9 on 127.0.0.1 (tests/interop/node_op.py), one per session:
+    for testing a relying party against a provider that is not Bastion."""
+    from tests.interop.node_op import NodeOP
+
+    with NodeOP(node_peers) as op:
+        yield op
