@@ -89,8 +89,9 @@ def _json_b64(obj: Mapping[str, Any]) -> str:
     return b64url(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def sign(claims: Mapping[str, Any], key: PrivateKey, alg: str, kid: str, typ: str = "JWT") -> str:
-    header = {"alg": alg, "typ": typ, "kid": kid}
+def sign(claims: Mapping[str, Any], key: PrivateKey, alg: str, kid: str | None, typ: str = "JWT") -> str:
+    """A compact JWS; without a `kid` the verifier must try its keys for `alg` (RFC 7515 §4.1.4)."""
+    header = {"alg": alg, "typ": typ, "kid": kid} if kid is not None else {"alg": alg, "typ": typ}
     signing_input = f"{_json_b64(header)}.{_json_b64(claims)}"
     data = signing_input.encode("ascii")
     if alg == "RS256" and isinstance(key, rsa.RSAPrivateKey):
