@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,7 +29,7 @@ class Client(Protocol[httpx.Client]):
     def _run(self, flow: Flow[T]) -> T:
         if self._http is None:
             self._http, self._owned = httpx.Client(timeout=TIMEOUT), True
-        return drive_sync(flow, self._http, failure)
+        return drive_sync(flow, self._http, failure, self._sleep or time.sleep)
 
     def __enter__(self) -> Client:
         return self
@@ -108,7 +109,7 @@ class AsyncClient(Protocol[httpx.AsyncClient]):
     async def _run(self, flow: Flow[T]) -> T:
         if self._http is None:
             self._http, self._owned = httpx.AsyncClient(timeout=TIMEOUT), True
-        return await drive_async(flow, self._http, failure)
+        return await drive_async(flow, self._http, failure, self._sleep or asyncio.sleep)
 
     async def __aenter__(self) -> AsyncClient:
         return self

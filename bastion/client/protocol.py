@@ -125,7 +125,8 @@ class Protocol(Generic[H]):
                  redirect_uri: str | None = None, auth_method: str | None = None,
                  private_key: jose.PrivateKey | None = None, key_id: str | None = None,
                  algorithms: Iterable[str] = DEFAULT_ALGORITHMS, leeway: float = 60, jwks_ttl: float = 600,
-                 http: H | None = None, clock: Callable[[], float] = time.time) -> None:
+                 http: H | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Any] | None = None) -> None:
         discovery_urls(issuer)  # refuses an issuer that is not https (or loopback http) early
         self.issuer, self.client_id, self.redirect_uri = issuer, client_id, redirect_uri
         self.algorithms = tuple(a for a in algorithms if a in jose.ALGORITHMS)
@@ -137,6 +138,7 @@ class Protocol(Generic[H]):
         self._owned = False  # whether the driver created `_http` (and so closes it)
         self._locks: dict[tuple[str, tuple[str, ...]], Any] = {}  # client_credentials: one lock per cache key
         self._clock = clock
+        self._sleep = sleep  # None: time.sleep or asyncio.sleep, by driver; replaceable with `clock` in tests
         self._metadata: ProviderMetadata | None = None
         self._keys: dict[str, tuple[str, jose.PublicKey]] = {}
         self._keys_fetched_at = float("-inf")
