@@ -87,7 +87,9 @@ def _answer(response: httpx.Response | None, what: str,
         challenge = _BEARER_ERROR.search(response.headers.get("www-authenticate", ""))
         if challenge is not None:  # RFC 6750 §3: the error is in the challenge, not the body
             body = {"error": challenge.group(1)}
-        elif what == "token endpoint":
+        elif what == "UserInfo endpoint":
+            raise InvalidToken("invalid_token", "the access token was refused", status=401)
+        else:  # the endpoints we authenticate to as a client (RFC 6749 §5.2)
             raise InvalidClient("invalid_client", "the client could not authenticate", status=401)
     raise provider_error(body, response.status_code, what, by_code)
 

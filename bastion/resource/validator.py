@@ -35,6 +35,7 @@ from ..sansio import drive_async, drive_sync, request
 __all__ = ["AccessToken", "InsufficientScope", "InvalidToken", "MissingToken", "TokenValidator"]
 
 DEFAULT_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+RFC9068_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 TIMEOUT = httpx.Timeout(5.0)
 MAX_TOKEN_LENGTH = 16384
 INTROSPECTION_CACHE_SIZE = 10_000
@@ -123,6 +124,7 @@ class TokenValidator:
 
     def __init__(self, issuer: str, audience: str, *, algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
                  jwks_uri: str | None = None, leeway: int = 30, require_typ: bool = True,
+                 required_claims: Iterable[str] | None = None,
                  cache_ttl: float = 300, refetch_interval: float = 30,
                  introspection: tuple[str, str] | None = None, introspection_ttl: float = 30,
                  http: httpx.AsyncClient | None = None, sync_http: httpx.Client | None = None,
@@ -130,6 +132,10 @@ class TokenValidator:
         self.issuer, self.audience = issuer, audience
         self.algorithms = tuple(a for a in algorithms if a in jose.ALGORITHMS)
         self.leeway, self.require_typ = leeway, require_typ
+        # RFC 9068 §2.2 makes all of these mandatory; providers that predate it (require_typ=False,
+        # e.g. Keycloak's "JWT"-typed tokens) are held to the ones every JWT access token carries.
+        self.required_claims = tuple(required_claims if required_claims is not None
+                                     else RFC9068_CLAIMS if require_typ else ("iss", "exp", "aud", "sub", "iat"))
         self.cache_ttl, self.refetch_interval = cache_ttl, refetch_interval
         self.introspection_ttl = introspection_ttl
         self._jwks_uri = jwks_uri
@@ -183,6 +189,9 @@ class TokenValidator:
                 raise _UnknownKey from None
             raise InvalidToken(str(exc)) from None
         claims = verified.claims
+        for name in self.required_claims:
+            if name not in claims:
+                raise InvalidToken(f"the token lacks the {name} claim")
         exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
         if claims.get("iss") != self.issuer:
             raise InvalidToken("wrong issuer")

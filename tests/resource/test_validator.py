@@ -56,7 +56,8 @@ async def test_wrong_audience_issuer_expiry_and_typ(http: httpx.AsyncClient, rs_
     with pytest.raises(InvalidToken, match="expired"):
         await TokenValidator(ISSUER, API, http=rs_http, clock=lambda: later).validate(good)
     key = provider.keys.signing_key("RS256")
-    claims = {"iss": ISSUER, "aud": API, "sub": "x", "exp": int(time.time()) + 60, "iat": int(time.time())}
+    claims = {"iss": ISSUER, "aud": API, "sub": "x", "client_id": "svc", "jti": "j1", "exp": int(time.time()) + 60,
+              "iat": int(time.time())}
     id_token_like = jose.sign(claims, key.private_key, "RS256", key.kid, typ="JWT")
     with pytest.raises(InvalidToken, match="type"):
         await TokenValidator(ISSUER, API, http=rs_http).validate(id_token_like)
@@ -64,6 +65,15 @@ async def test_wrong_audience_issuer_expiry_and_typ(http: httpx.AsyncClient, rs_
                              typ="at+jwt")
     with pytest.raises(InvalidToken, match="issuer"):
         await TokenValidator(ISSUER, API, http=rs_http).validate(other_issuer)
+    # RFC 9068 §2.2: every one of its claims is mandatory; a token without jti is not an RFC 9068 token.
+    assert (await TokenValidator(ISSUER, API, http=rs_http).validate(
+        jose.sign(claims, key.private_key, "RS256", key.kid, typ="at+jwt"))).subject == "x"
+    no_jti = jose.sign({k: v for k, v in claims.items() if k != "jti"}, key.private_key, "RS256", key.kid,
+                       typ="at+jwt")
+    with pytest.raises(InvalidToken, match="jti"):
+        await TokenValidator(ISSUER, API, http=rs_http).validate(no_jti)
+    lenient = TokenValidator(ISSUER, API, http=rs_http, required_claims=("iss", "exp", "aud", "sub", "iat"))
+    assert (await lenient.validate(no_jti)).client_id == "svc"
 
 
 async def test_forged_tokens_are_refused(http: httpx.AsyncClient, rs_http: httpx.AsyncClient, service: None,
