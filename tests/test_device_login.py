@@ -1,8 +1,11 @@
-"""`bastion device-login` against a fake RFC 8628 provider on httpx.MockTransport.
+"""`bastion device-login`: what the command itself adds to `bastion.client`'s device flow.
 
-The peer is faked over HTTP only because the real device endpoints are not built yet; the end-to-end
-test against a running Bastion replaces it then. Time is faked too: `sleep` advances a clock the
-provider reads, so the provider can check that no poll comes sooner than the interval it asked for.
+The polling rules (intervals, slow_down, timeouts, expiry, malformed answers) are the client's and
+are tested with it in tests/client/. Here: what the terminal shows (the instructions, a QR code
+that is segno's rendering of the complete verification URI, the verified ID token claims) and what it
+never shows (tokens, the device code, the client secret, a provider's escape codes), and the exit
+codes. Mostly against the real provider in-process, a "user" approving on the /device pages while
+the command waits; a tiny fake provider only where a hostile one is needed.
 """
 
 from __future__ import annotations
@@ -11,257 +14,87 @@ import argparse
 import base64
 import io
 import json
-import secrets
-from dataclasses import dataclass, field
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import segno
 
 from bastion import device_login
-from bastion.device_login import (
-    DEVICE_CODE_GRANT,
-    AccessDenied,
-    DeviceLoginError,
-    DiscoveryError,
-    ExpiredToken,
-    run_device_login,
-    unverified_claims,
-)
+from bastion.client import TokenSet
+from bastion.core import jose
+from bastion.core.models import Client
+from bastion.core.provider import Provider
+from bastion.core.secrets import hash_secret
+from bastion.device_login import run_device_login, unverified_claims
+from tests.conftest import ISSUER, on_both_backends
+from tests.web.test_device import advance, approve
 
-ISSUER = "https://op.example"
-CLIENT_ID = "tv-app"
-USER_CODE = "WDJB-MJHT"
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+TV_SECRET = "tv-secret-" + "s" * 40
+USER_CODE = r"[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}"
 
 
-def jwt(claims: dict[str, Any]) -> str:
-    """An unsigned-looking but well-formed compact JWS; the client only decodes it for display."""
-    header = b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}).encode())
-    return f"{header}.{b64(json.dumps(claims).encode())}.{b64(secrets.token_bytes(64))}"
+async def register(provider: Provider, client_id: str, secret: str | None = None, opaque: bool = False) -> None:
+    """A device client; named "Living Room TV" for every test, since `approve` checks the consent page."""
+    await provider.store.create_client(Client(
+        client_id=client_id, client_name="Living Room TV", redirect_uris=(),
+        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        secret_hash=hash_secret(secret) if secret else None, application_type="native",
+        grant_types=(GRANT, "refresh_token"), access_token_format="opaque" if opaque else "jwt",
+        created_at=provider.now()))
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+class Phone:
+    """Time for the command's polling, and the user on their phone: the waits advance the provider's
+    clock and the client's together (near real time, since the ID token's iat and exp are checked),
+    and the user opens the /device pages and decides during the second wait (after one pending poll).
+
+    Hooks on the command's HTTP client record what the provider sent it, to look for in the output."""
+
+    def __init__(self, http: httpx.AsyncClient, provider: Provider, decision: str = "allow") -> None:
+        self.http, self.provider, self.decision = http, provider, decision
+        self.start, self.elapsed = time.time(), 0.0
         self.sleeps: list[float] = []
+        self.authorizations: list[dict[str, Any]] = []
+        self.device_codes: list[str] = []
+        self.page: str | None = None
+        http.event_hooks = {"request": [self._request], "response": [self._response]}
+
+    async def _request(self, request: httpx.Request) -> None:
+        if request.url.path == "/token":
+            self.device_codes += parse_qs(request.content.decode()).get("device_code", [])
+
+    async def _response(self, response: httpx.Response) -> None:
+        if response.request.url.path == "/device_authorization":
+            await response.aread()
+            self.authorizations.append(response.json())
+
+    def clock(self) -> float:
+        return self.start + self.elapsed
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.elapsed += seconds
+        advance(self.provider, seconds)
+        if len(self.sleeps) == 2:
+            # A browser of its own (its own cookies) on the same app.
+            async with httpx.AsyncClient(transport=self.http._transport, base_url=ISSUER) as browser:
+                done = await approve(browser, self.authorizations[-1]["user_code"], self.decision)
+            self.page = done.text
 
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class FakeProvider:
-    """A small RFC 8628 provider: discovery, /device_authorization, and /token answering the
-    scripted `outcomes` in turn ("timeout" makes the transport time out instead)."""
-
-    clock: FakeClock
-    outcomes: list[str] = field(default_factory=lambda: ["success"])
-    secret: str | None = None
-    interval: int | None = 5
-    expires_in: int = 600
-    discovery: dict[str, Any] | None = None
-    complete_uri: bool = True
-    access_token: str = ""
-    id_claims: dict[str, Any] = field(default_factory=lambda: {
-        "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "name": "Alice Liddell", "exp": 2000, "iat": 1000})
-    device_authorization_override: dict[str, Any] | None = None
-    device_code: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    refresh_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    requests: list[httpx.Request] = field(default_factory=list)
-    polls: list[float] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
-    issued: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.access_token:
-            self.access_token = jwt({"iss": ISSUER, "sub": "alice", "client_id": CLIENT_ID, "scope": "openid profile",
-                                     "jti": secrets.token_hex(8), "exp": 2000})
-        self._required = self.interval or 5
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
-
-    def token_polls(self) -> list[httpx.Request]:
-        return [r for r in self.requests if r.url.path == "/token"]
-
-    def _authenticated(self, request: httpx.Request, form: dict[str, list[str]]) -> bool:
-        if self.secret is None:
-            return form.get("client_id") == [CLIENT_ID] and "authorization" not in request.headers
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        user, _, password = base64.b64decode(value).decode().partition(":")
-        return (scheme == "Basic" and (unquote_plus(user), unquote_plus(password)) == (CLIENT_ID, self.secret)
-                and "client_secret" not in form)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        form = parse_qs(request.content.decode())
-        if request.method == "GET" and request.url.path == "/.well-known/openid-configuration":
-            return httpx.Response(200, json=self.discovery or {
-                "issuer": ISSUER, "token_endpoint": f"{ISSUER}/token",
-                "device_authorization_endpoint": f"{ISSUER}/device_authorization",
-                "grant_types_supported": ["authorization_code", DEVICE_CODE_GRANT]})
-        if not self._authenticated(request, form):
-            return httpx.Response(401, json={"error": "invalid_client"})
-        if request.url.path == "/device_authorization":
-            body: dict[str, Any] = {
-                "device_code": self.device_code, "user_code": USER_CODE, "verification_uri": f"{ISSUER}/device",
-                "expires_in": self.expires_in}
-            if self.complete_uri:
-                body["verification_uri_complete"] = f"{ISSUER}/device?user_code={USER_CODE}"
-            if self.interval is not None:
-                body["interval"] = self.interval
-            return httpx.Response(200, json={**body, **(self.device_authorization_override or {})})
-        assert request.url.path == "/token"
-        assert form["grant_type"] == [DEVICE_CODE_GRANT] and form["device_code"] == [self.device_code]
-        if self.polls and self.clock.now - self.polls[-1] < self._required:
-            self.violations.append(f"polled after {self.clock.now - self.polls[-1]} s, interval {self._required} s")
-        self.polls.append(self.clock.now)
-        outcome = self.outcomes.pop(0)
-        if outcome == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
-        if outcome == "slow_down":
-            self._required += 5
-        if outcome != "success":
-            return httpx.Response(400, json={"error": outcome}, headers={"Cache-Control": "no-store"})
-        self.issued = {"access_token": self.access_token, "token_type": "Bearer", "expires_in": 600,
-                       "scope": "openid profile", "refresh_token": self.refresh_token, "id_token": jwt(self.id_claims)}
-        return httpx.Response(200, json=self.issued, headers={"Cache-Control": "no-store"})
-
-
-async def login(provider: FakeProvider, out: io.StringIO | None = None, **kwargs: Any) -> dict[str, Any]:
-    async with provider.client() as http:
-        return await run_device_login(ISSUER, CLIENT_ID, provider.secret, out=out or io.StringIO(), http=http,
-                                      sleep=provider.clock.sleep, clock=provider.clock, **kwargs)
-
-
-def assert_no_secrets(output: str, provider: FakeProvider) -> None:
-    for secret in (provider.access_token, provider.refresh_token, provider.device_code, provider.secret,
-                   provider.issued.get("id_token")):
-        if secret:
-            assert secret not in output
-    # Nor any recognisable piece of them (a JWT's payload segment, say).
-    for part in provider.access_token.split("."):
-        assert part not in output
-
-
-async def test_pending_slow_down_pending_success_waits_the_right_intervals() -> None:
-    clock = FakeClock()
-    provider = FakeProvider(clock, ["authorization_pending", "slow_down", "authorization_pending", "success"])
-    out = io.StringIO()
-    tokens = await login(provider, out)
-    assert tokens == provider.issued
-    # Wait before the first poll; slow_down makes this and every later wait 5 s longer.
-    assert clock.sleeps == [5, 5, 10, 10]
-    assert provider.violations == [] and len(provider.token_polls()) == 4
-    output = out.getvalue()
-    assert "asking every 10 s" in output
-    assert_no_secrets(output, provider)
-
-
-async def test_every_slow_down_adds_five_seconds() -> None:
-    clock = FakeClock()
-    provider = FakeProvider(clock, ["slow_down", "slow_down", "slow_down", "success"], interval=3)
-    await login(provider)
-    assert clock.sleeps == [3, 8, 13, 18]
-    assert provider.violations == []
-
-
-async def test_interval_defaults_to_five_seconds() -> None:
-    clock = FakeClock()
-    provider = FakeProvider(clock, ["authorization_pending", "success"], interval=None)
-    await login(provider)
-    assert clock.sleeps == [5, 5]
-
-
-async def test_a_timeout_while_polling_doubles_the_interval() -> None:
-    clock = FakeClock()
-    provider = FakeProvider(clock, ["authorization_pending", "timeout", "authorization_pending", "success"])
-    await login(provider)
-    assert clock.sleeps == [5, 5, 10, 10]
-
-
-@pytest.mark.parametrize(("code", "kind", "words"), [
-    ("access_denied", AccessDenied, "denied"),
-    ("expired_token", ExpiredToken, "expired"),
-    ("invalid_grant", DeviceLoginError, "refused"),
-])
-async def test_a_final_error_stops_polling_with_its_code(code: str, kind: type[DeviceLoginError], words: str) -> None:
-    provider = FakeProvider(FakeClock(), ["authorization_pending", code, "success"])
-    out = io.StringIO()
-    with pytest.raises(kind) as caught:
-        await login(provider, out)
-    assert caught.value.error == code and words in str(caught.value)
-    assert len(provider.token_polls()) == 2  # no poll after the final error
-    assert provider.device_code not in str(caught.value) + repr(caught.value)
-    assert_no_secrets(out.getvalue(), provider)
-
-
-async def test_polling_stops_when_the_code_expires() -> None:
-    clock = FakeClock()
-    provider = FakeProvider(clock, ["authorization_pending"] * 10, expires_in=12)
-    with pytest.raises(ExpiredToken) as caught:
-        await login(provider)
-    assert caught.value.error == "expired_token"
-    # Polls at 5 s and 10 s; one at 15 s would come after the code's end at 12 s.
-    assert [t - 1000 for t in provider.polls] == [5, 10] and clock.sleeps == [5, 5]
-
-
-@pytest.mark.parametrize("announced", ["https://op.example/", "https://evil.example", None])
-async def test_discovery_naming_another_issuer_is_refused(announced: str | None) -> None:
-    provider = FakeProvider(FakeClock(), discovery={
-        "issuer": announced, "token_endpoint": "https://evil.example/token",
-        "device_authorization_endpoint": "https://evil.example/device_authorization"})
-    with pytest.raises(DiscoveryError) as caught:
-        await login(provider)
-    assert caught.value.error == "issuer_mismatch"
-    assert [r.url.path for r in provider.requests] == ["/.well-known/openid-configuration"]
-
-
-@pytest.mark.parametrize("document", [
-    {"issuer": ISSUER, "token_endpoint": f"{ISSUER}/token"},  # no device grant
-    {"issuer": ISSUER, "token_endpoint": "http://op.example/token",
-     "device_authorization_endpoint": f"{ISSUER}/device_authorization"},  # the secret would travel in clear
-    {"issuer": ISSUER, "device_authorization_endpoint": f"{ISSUER}/device_authorization"},
-])
-async def test_unusable_discovery_documents_are_refused(document: dict[str, Any]) -> None:
-    provider = FakeProvider(FakeClock(), discovery=document)
-    with pytest.raises(DiscoveryError) as caught:
-        await login(provider)
-    assert caught.value.error == "invalid_discovery"
-
-
-async def test_a_secret_is_sent_with_client_secret_basic_and_never_shown() -> None:
-    provider = FakeProvider(FakeClock(), ["authorization_pending", "success"], secret="s3cr:t+/ x%" + "y" * 30)
-    out = io.StringIO()
-    await login(provider, out)
-    posts = [r for r in provider.requests if r.method == "POST"]
-    assert [r.url.path for r in posts] == ["/device_authorization", "/token", "/token"]
-    for request in posts:  # the fake provider answered invalid_client otherwise; check the wire anyway
-        assert request.headers["authorization"].startswith("Basic ")
-        assert "client_secret" not in parse_qs(request.content.decode())
-    assert_no_secrets(out.getvalue(), provider)
-
-
-async def test_a_public_client_sends_its_client_id_in_the_form() -> None:
-    provider = FakeProvider(FakeClock(), ["success"])
-    await login(provider, scope="openid email")
-    authorization = next(r for r in provider.requests if r.url.path == "/device_authorization")
-    assert "authorization" not in authorization.headers
-    assert parse_qs(authorization.content.decode()) == {"client_id": [CLIENT_ID], "scope": ["openid email"]}
+    async def login(self, client_id: str, secret: str | None = None, scope: str = "openid profile offline_access",
+                    out: io.StringIO | None = None) -> TokenSet:
+        return await run_device_login(ISSUER, client_id, secret, scope, out=out or io.StringIO(), http=self.http,
+                                      sleep=self.sleep, clock=self.clock)
 
 
 def printed_qr(output: str) -> list[list[int]]:
-    """The module rows of the half-block QR code in `output` (1 dark), quiet zone included."""
+    """The modules of the half-block QR code in `output` (1 light, 0 dark: segno's terminal output
+    draws light modules), quiet zone included."""
     lines = [line for line in output.split("\n") if line.strip() and set(line) <= set(" ▀▄█")]
     rows: list[list[int]] = []
     for line in lines:
@@ -271,119 +104,246 @@ def printed_qr(output: str) -> list[list[int]]:
 
 
 def qr_rows(content: str) -> list[list[int]]:
+    """segno's own module matrix of a regular QR code of `content`, with its quiet zone."""
     code = segno.make_qr(content)
+    assert not code.is_micro
     return [list(row) for row in code.matrix_iter(border=code.default_border_size)]
 
 
-@pytest.mark.parametrize("complete", [True, False])
-async def test_prints_the_uri_the_user_code_and_a_qr_code(complete: bool) -> None:
-    provider = FakeProvider(FakeClock(), complete_uri=complete)
+def assert_no_secrets(output: str, *secrets: str | None) -> None:
+    for secret in secrets:
+        if secret:
+            assert secret not in output
+            for part in secret.split("."):  # nor a piece of a JWT (its payload segment, say)
+                assert len(part) < 16 or part not in output
+
+
+def arguments(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    device_login.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@on_both_backends
+async def test_logs_in_showing_where_to_go_and_the_verified_id_token_claims_but_no_secret(
+        http: httpx.AsyncClient, provider: Provider) -> None:
+    await register(provider, "tv", TV_SECRET)
+    phone = Phone(http, provider)
     out = io.StringIO()
-    await login(provider, out)
+    tokens = await phone.login("tv", TV_SECRET, out=out)
     output = out.getvalue()
-    assert f"{ISSUER}/device" in output and USER_CODE in output
-    # The QR code carries the complete URI (the code prefilled), else the plain page.
-    target = f"{ISSUER}/device?user_code={USER_CODE}" if complete else f"{ISSUER}/device"
-    expected = qr_rows(target)
+    [authorization] = phone.authorizations
+    assert phone.page is not None and "Device connected" in phone.page
+    assert phone.sleeps == [5, 5]  # pending; approved during the second wait: tokens
+
+    # Where to go and what to type, and a QR code carrying the code already filled in.
+    assert f"\n    {authorization['verification_uri']}\n" in output
+    assert authorization["verification_uri"] == f"{ISSUER}/device"
+    assert f"and enter the code:\n\n    {authorization['user_code']}\n" in output
+    assert "Or scan this QR code with the code already filled in:" in output
+    complete = authorization["verification_uri_complete"]
+    assert complete == f"{ISSUER}/device?user_code={authorization['user_code']}"
+    expected = qr_rows(complete)
     assert printed_qr(output)[: len(expected)] == expected
-    assert "\x1b" not in output
+    assert "the code expires in about 10 min" in output
+    assert "\x1b" not in output and "\\u" not in output  # plain text: survives a pipe, nothing needed escaping
+
+    # The ID token's claims, as verified by the client against the provider's keys.
+    assert tokens.id_token is not None and tokens.claims is not None
+    assert jose.verify(tokens.id_token, provider.keys.verification_keys, ["RS256"]).claims == tokens.claims
+    assert tokens.subject == "user-alice" and tokens.claims["aud"] == "tv"
+    shown = json.dumps(dict(tokens.claims), indent=2, ensure_ascii=False, sort_keys=True)
+    assert f"\nID token claims (verified):\n{shown}\n" in output
+    assert '"sub": "user-alice"' in output and '"amr": [\n    "pwd"\n  ]' in output
+    access = unverified_claims(tokens.access_token)
+    assert access is not None and access["client_id"] == "tv" and access["sub"] == "user-alice"
+    assert "\nAccess token claims (decoded for display only; the API verifies them):\n" in output
+    assert f'"jti": "{access["jti"]}"' in output
+    assert (f"\nLogged in: token_type Bearer, expires_in {tokens.raw['expires_in']}, scope {tokens.scope}, "
+            "with a refresh token. The tokens themselves are secrets and not shown.\n") in output
+
+    # Never a token, the device code or the client secret.
+    assert phone.device_codes and set(phone.device_codes) == {authorization["device_code"]}
+    assert tokens.refresh_token is not None
+    assert_no_secrets(output, tokens.access_token, tokens.refresh_token, tokens.id_token,
+                      authorization["device_code"], TV_SECRET)
 
 
-async def test_prints_claims_decoded_for_display_only_and_no_token() -> None:
-    provider = FakeProvider(FakeClock())
+async def test_an_opaque_access_token_is_announced_as_such_and_not_printed(
+        http: httpx.AsyncClient, provider: Provider) -> None:
+    await register(provider, "opaque-tv", opaque=True)
+    phone = Phone(http, provider)
     out = io.StringIO()
-    await login(provider, out)
+    tokens = await phone.login("opaque-tv", scope="openid profile", out=out)
     output = out.getvalue()
-    assert "ID token claims (decoded for display only; the signature was not verified)" in output
-    assert "Access token claims (decoded for display only" in output
-    assert '"name": "Alice Liddell"' in output and '"client_id": "tv-app"' in output
-    assert "\nLogged in: token_type Bearer, expires_in 600, scope openid profile, with a refresh token." in output
-    assert "\\u" not in output  # nothing of ours needed escaping
-    assert_no_secrets(output, provider)
+    assert unverified_claims(tokens.access_token) is None
+    assert "\nThe access token is opaque (not a JWT), so it has no claims to show.\n" in output
+    assert "Access token claims" not in output
+    assert "ID token claims (verified)" in output and '"sub": "user-alice"' in output
+    assert tokens.claims is not None and "at_hash" in tokens.claims  # the client checked it against this token
+    assert "no refresh token" in output  # no offline_access asked for
+    assert_no_secrets(output, tokens.access_token, tokens.id_token, *phone.device_codes)
 
 
-async def test_an_opaque_access_token_is_not_printed() -> None:
-    provider = FakeProvider(FakeClock(), access_token=secrets.token_urlsafe(32))
-    out = io.StringIO()
-    await login(provider, out)
-    assert "opaque" in out.getvalue()
-    assert_no_secrets(out.getvalue(), provider)
+async def test_denied_on_the_device_page_the_command_exits_1_with_access_denied(
+        http: httpx.AsyncClient, provider: Provider, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    await register(provider, "tv", TV_SECRET)
+    phone = Phone(http, provider, decision="deny")
+    real = device_login.run_device_login
+    called: list[tuple[Any, ...]] = []
+
+    async def in_process(*args: Any, **kwargs: Any) -> TokenSet:
+        # `command` would create its own HTTP client: keep everything else, run it on the app in-process.
+        called.append(args)
+        return await real(*args, **kwargs, http=http, sleep=phone.sleep, clock=phone.clock)
+
+    monkeypatch.setattr(device_login, "run_device_login", in_process)
+    args = arguments("--issuer", ISSUER, "--client-id", "tv", "--client-secret", TV_SECRET)
+    assert await device_login.command(None, args) == 1
+    assert called == [(ISSUER, "tv", TV_SECRET, "openid profile")]  # the default scope
+    assert phone.page is not None and "Request denied" in phone.page
+    assert len(phone.sleeps) == 2  # no wait (nor poll) after the denial
+    captured = capsys.readouterr()
+    assert captured.err.startswith("bastion: device login failed: access_denied")
+    assert captured.err.count("\n") == 1
+    assert_no_secrets(captured.err, TV_SECRET, *phone.device_codes)
+
+
+async def test_a_login_exits_0_with_the_instructions_and_the_claims_on_standard_output(
+        http: httpx.AsyncClient, provider: Provider, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    await register(provider, "tv")
+    phone = Phone(http, provider)
+    real = device_login.run_device_login
+
+    async def in_process(*args: Any, **kwargs: Any) -> TokenSet:
+        return await real(*args, **kwargs, http=http, sleep=phone.sleep, clock=phone.clock)
+
+    monkeypatch.setattr(device_login, "run_device_login", in_process)
+    assert await device_login.command(None, arguments("--issuer", ISSUER, "--client-id", "tv")) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    # What the command prints goes to the standard output of the moment it runs (the one a caller
+    # or a test redirected), as its error message goes to the current standard error.
+    assert phone.authorizations[0]["user_code"] in captured.out
+    assert "ID token claims (verified)" in captured.out
+
+
+def refuse_any_request(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
+    sent: list[httpx.Request] = []
+
+    async def send(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        sent.append(request)
+        raise httpx.ConnectError("no network in this test", request=request)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", send)
+    return sent
+
+
+@pytest.mark.parametrize("issuer", ["http://example.com", "ftp://op.example", "https://op.example?x=1", "op.example"])
+async def test_an_insecure_or_malformed_issuer_exits_1_before_any_request(
+        issuer: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    sent = refuse_any_request(monkeypatch)
+    assert await device_login.command(None, arguments("--issuer", issuer, "--client-id", "tv",
+                                                      "--client-secret", TV_SECRET)) == 1
+    assert sent == []
+    captured = capsys.readouterr()
+    assert captured.err.startswith("bastion: device login failed: ")
+    assert "https" in captured.err or "query" in captured.err
+    assert TV_SECRET not in captured.err and captured.out == ""
+
+
+async def test_an_unreachable_provider_exits_1_with_a_network_message(capsys: pytest.CaptureFixture[str]) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    args = arguments("--issuer", "http://127.0.0.1:9", "--client-id", "tv", "--client-secret", TV_SECRET)
+    assert await device_login.command(None, args) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("bastion: device login failed: cannot reach the provider: ConnectError")
+    assert TV_SECRET not in captured.err and captured.out == ""
+
+
+# --- a hostile provider ---------------------------------------------------------------------------
+
+CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\r", "\b")
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07\u202eEve\u2066\x9b31m\r\b"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class HostileProvider:
+    """Speaks RFC 8628 correctly, but every string it sends tries to drive the terminal."""
+
+    def __init__(self, token_error: dict[str, str] | None = None) -> None:
+        self.token_error = token_error
+        self.access_token = ".".join([b64(b'{"alg":"none"}'), b64(json.dumps({
+            "sub": "eve", "client_id": "tv", "name": "Eve" + HOSTILE, HOSTILE: "key"}).encode()), b64(b"sig" * 20)])
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/.well-known/openid-configuration":
+            return httpx.Response(200, json={"issuer": ISSUER, "token_endpoint": f"{ISSUER}/token",
+                                             "device_authorization_endpoint": f"{ISSUER}/device_authorization",
+                                             "grant_types_supported": [GRANT]})
+        if path == "/device_authorization":
+            return httpx.Response(200, json={
+                "device_code": "d" * 43, "user_code": "AB\x1b[31mCD\u202eEF\x07",
+                "verification_uri": f"{ISSUER}/device\x1b[8m\u202e", "expires_in": 600, "interval": 5,
+                "verification_uri_complete": f"{ISSUER}/device?user_code=AB\x1b[31mCD"})
+        assert path == "/token"
+        if self.token_error is not None:
+            return httpx.Response(400, json=self.token_error)
+        return httpx.Response(200, json={"access_token": self.access_token, "token_type": "Bearer",
+                                         "expires_in": 600, "scope": "profile" + HOSTILE})
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
+
+
+async def no_wait(seconds: float) -> None:
+    return None
 
 
 async def test_provider_strings_cannot_drive_the_terminal() -> None:
-    provider = FakeProvider(FakeClock(), id_claims={"sub": "alice", "name": "\x1b[2J\x1b]0;pwned\x07Eve\u202e\u009b"},
-                            device_authorization_override={"user_code": "AB\x1b[31mCD"})
+    hostile = HostileProvider()
     out = io.StringIO()
-    await login(provider, out)
+    async with hostile.client() as http:
+        tokens = await run_device_login(ISSUER, "tv", scope="profile", out=out, http=http, sleep=no_wait)
     output = out.getvalue()
-    for control in ("\x1b", "\x07", "\u202e", "\u009b"):
-        assert control not in output
-    assert "Eve" in output and "\\u001b[31mCD" in output
+    for control in CONTROLS:
+        assert control not in output, repr(control)
+    # Escaped, not dropped: the user sees that something odd was sent.
+    assert "\n    AB\\u001b[31mCD\\u202eEF\\u0007\n" in output
+    assert f"\n    {ISSUER}/device\\u001b[8m\\u202e\n" in output
+    assert "scope profile\\u001b[2J\\u001b]0;pwned\\u0007\\u202eEve\\u2066\\u009b31m\\u000d\\u0008" in output
+    assert '"name": "Eve\\u001b[2J' in output
+    assert "No ID token was issued (the scope did not include openid)." in output
+    expected = qr_rows("https://op.example/device?user_code=AB\x1b[31mCD")  # in the QR code, only as modules
+    assert printed_qr(output)[: len(expected)] == expected
+    assert_no_secrets(output, tokens.access_token, "d" * 43)
 
 
-@pytest.mark.parametrize("override", [
-    {"device_code": None}, {"user_code": ""}, {"verification_uri": "javascript:alert(1)"},
-    {"expires_in": "600"}, {"interval": 0}, {"interval": True}, {"verification_uri_complete": 7},
-])
-async def test_a_malformed_device_authorization_response_is_refused(override: dict[str, Any]) -> None:
-    provider = FakeProvider(FakeClock(), device_authorization_override=override)
-    out = io.StringIO()
-    with pytest.raises(DeviceLoginError) as caught:
-        await login(provider, out)
-    assert caught.value.error == "invalid_response"
-    assert provider.device_code not in str(caught.value) + out.getvalue()
-    assert provider.token_polls() == []
+async def test_a_provider_error_description_cannot_drive_the_terminal_either(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = HostileProvider({"error": "access_denied", "error_description": "no" + HOSTILE})
+    real: Callable[..., Awaitable[TokenSet]] = device_login.run_device_login
 
+    async with hostile.client() as http:
+        async def on_the_fake(*args: Any, **kwargs: Any) -> TokenSet:
+            return await real(*args, **kwargs, http=http, sleep=no_wait)
 
-async def test_a_device_authorization_error_is_raised_with_its_code() -> None:
-    provider = FakeProvider(FakeClock(), secret="right-secret-" + "z" * 30)
-    async with provider.client() as http:
-        with pytest.raises(DeviceLoginError) as caught:
-            await run_device_login(ISSUER, CLIENT_ID, "wrong-secret-" + "z" * 30, out=io.StringIO(), http=http,
-                                   sleep=provider.clock.sleep, clock=provider.clock)
-    assert caught.value.error == "invalid_client"
-    assert "wrong-secret" not in str(caught.value)
-
-
-@pytest.mark.parametrize("issuer", ["http://op.example", "ftp://op.example", "https://op.example?x=1"])
-async def test_an_insecure_or_malformed_issuer_is_refused_before_any_request(issuer: str) -> None:
-    provider = FakeProvider(FakeClock())
-    async with provider.client() as http:
-        with pytest.raises(DiscoveryError):
-            await run_device_login(issuer, CLIENT_ID, out=io.StringIO(), http=http, sleep=provider.clock.sleep)
-    assert provider.requests == []
-
-
-async def test_a_network_failure_is_a_device_login_error() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
-        with pytest.raises(DeviceLoginError) as caught:
-            await run_device_login("http://127.0.0.1:9", CLIENT_ID, out=io.StringIO(), http=http)
-    assert caught.value.error == "network_error"
+        monkeypatch.setattr(device_login, "run_device_login", on_the_fake)
+        assert await device_login.command(None, arguments("--issuer", ISSUER, "--client-id", "tv")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bastion: device login failed: access_denied: no")
+    for control in CONTROLS:
+        assert control not in err, repr(control)
 
 
 def test_unverified_claims_decodes_jwts_only() -> None:
-    assert unverified_claims(jwt({"sub": "alice"})) == {"sub": "alice"}
-    for token in ("opaque-token", "a.b", "a.!!!.c", f"h.{b64(b'[1]')}.s", "a.b.c.d.e"):
+    payload = b64(json.dumps({"sub": "alice"}).encode())
+    assert unverified_claims(f"h.{payload}.s") == {"sub": "alice"}
+    for token in ("opaque-token", "a.b", "a.!!!.c", f"h.{b64(b'[1]')}.s", "a.b.c.d.e", f"h.{b64(b'[' * 5000)}.s"):
         assert unverified_claims(token) is None
-
-
-async def test_the_command_reports_a_failure_on_stderr(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    seen: list[tuple[Any, ...]] = []
-
-    async def denied(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        seen.append(args)
-        raise AccessDenied("access_denied", "the request was denied on the verification page")
-
-    monkeypatch.setattr(device_login, "run_device_login", denied)
-    parser = argparse.ArgumentParser()
-    device_login.add_arguments(parser)
-    args = parser.parse_args(["--issuer", ISSUER, "--client-id", CLIENT_ID, "--client-secret", "s" * 32])
-    assert await device_login.command(None, args) == 1
-    assert seen == [(ISSUER, CLIENT_ID, "s" * 32, "openid profile")]
-    err = capsys.readouterr().err
-    assert "access_denied" in err and "denied on the verification page" in err and "s" * 32 not in err
-
