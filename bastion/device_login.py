@@ -95,7 +95,7 @@ async def run_device_login(
     client_id: str,
     client_secret: str | None = None,
     scope: str = DEFAULT_SCOPE,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     http: httpx.AsyncClient | None = None,
     sleep: Sleep | None = None,
     clock: Callable[[], float] = time.time,
@@ -103,6 +103,7 @@ async def run_device_login(
     """Log in with the device authorization grant and return the tokens; raises a `ClientError`
     (a `ProviderError` with the RFC error code when the provider refused) when it does not complete.
     `sleep` and `clock` are the polling's notion of time, replaceable so that tests need not wait."""
+    out = out or sys.stdout  # looked up now, not at import: redirect_stdout and capsys must see it
     async with AsyncClient(issuer, client_id, client_secret, http=http, clock=clock, sleep=sleep) as client:
         device = await client.device_authorization(scope or None)
         _print_instructions(out, device, clock())

@@ -24,7 +24,7 @@ import pytest
 import segno
 
 from bastion import device_login
-from bastion.client import TokenSet
+from bastion.client import InvalidResponse, TokenSet
 from bastion.core import jose
 from bastion.core.models import Client
 from bastion.core.provider import Provider
@@ -278,6 +278,7 @@ class HostileProvider:
 
     def __init__(self, token_error: dict[str, str] | None = None) -> None:
         self.token_error = token_error
+        self.verification_uri = f"{ISSUER}/device"
         self.access_token = ".".join([b64(b'{"alg":"none"}'), b64(json.dumps({
             "sub": "eve", "client_id": "tv", "name": "Eve" + HOSTILE, HOSTILE: "key"}).encode()), b64(b"sig" * 20)])
 
@@ -290,8 +291,8 @@ class HostileProvider:
         if path == "/device_authorization":
             return httpx.Response(200, json={
                 "device_code": "d" * 43, "user_code": "AB\x1b[31mCD\u202eEF\x07",
-                "verification_uri": f"{ISSUER}/device\x1b[8m\u202e", "expires_in": 600, "interval": 5,
-                "verification_uri_complete": f"{ISSUER}/device?user_code=AB\x1b[31mCD"})
+                "verification_uri": self.verification_uri, "expires_in": 600, "interval": 5,
+                "verification_uri_complete": f"{ISSUER}/device?user_code=AB%1B%5B31mCD"})
         assert path == "/token"
         if self.token_error is not None:
             return httpx.Response(400, json=self.token_error)
@@ -316,13 +317,22 @@ async def test_provider_strings_cannot_drive_the_terminal() -> None:
         assert control not in output, repr(control)
     # Escaped, not dropped: the user sees that something odd was sent.
     assert "\n    AB\\u001b[31mCD\\u202eEF\\u0007\n" in output
-    assert f"\n    {ISSUER}/device\\u001b[8m\\u202e\n" in output
     assert "scope profile\\u001b[2J\\u001b]0;pwned\\u0007\\u202eEve\\u2066\\u009b31m\\u000d\\u0008" in output
     assert '"name": "Eve\\u001b[2J' in output
     assert "No ID token was issued (the scope did not include openid)." in output
-    expected = qr_rows("https://op.example/device?user_code=AB\x1b[31mCD")  # in the QR code, only as modules
+    expected = qr_rows("https://op.example/device?user_code=AB%1B%5B31mCD")  # in the QR code, only as modules
     assert printed_qr(output)[: len(expected)] == expected
     assert_no_secrets(output, tokens.access_token, "d" * 43)
+
+
+async def test_a_verification_uri_with_control_characters_is_refused_and_not_echoed() -> None:
+    hostile = HostileProvider()
+    hostile.verification_uri = f"{ISSUER}/device\x1b[8m\u202e"
+    async with hostile.client() as http:
+        with pytest.raises(InvalidResponse) as caught:
+            await run_device_login(ISSUER, "tv", scope="profile", out=io.StringIO(), http=http, sleep=no_wait)
+    for control in CONTROLS:
+        assert control not in str(caught.value), repr(control)
 
 
 async def test_a_provider_error_description_cannot_drive_the_terminal_either(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -48,7 +49,8 @@ def at_hash(access_token: str, alg: str) -> str:
 
 
 def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # finite: a NaN `exp` would compare false against every bound and never expire
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def validate_id_token(token: Any, keys: Mapping[str, tuple[str, jose.PublicKey]],

@@ -26,9 +26,13 @@ def check_url(url: object, what: str) -> str:
     """https, or http on loopback only: secrets and tokens travel to these URLs."""
     if not isinstance(url, str):
         raise DiscoveryError(f"{what} is missing from the provider's metadata")
-    parts = urlsplit(url)
-    secure = parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname or ""))
-    if not parts.hostname or parts.fragment or not secure:
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # both parse lazily, and raise ValueError on garbage
+    except ValueError:
+        parts, host = None, None
+    secure = parts is not None and (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host or "")))
+    if not host or parts is None or parts.fragment or not secure or not url.isprintable() or " " in url:
         raise DiscoveryError(f"{what} {printable(url)!r} is not an https URL (or http on loopback)")
     return url
 

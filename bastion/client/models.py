@@ -26,14 +26,15 @@ class AuthorizationRequest:
     redirect_uri: str
     max_age: int | None = None
     scope: str = "openid"
+    resource: tuple[str, ...] = ()  # RFC 8707: sent again with the code, for a token meant for it
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "resource": list(self.resource)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuthorizationRequest:
         try:
-            request = cls(**data)
+            request = cls(**{**data, "resource": tuple(data.get("resource", ()))})
         except TypeError as exc:
             raise ClientError("not a stored authorization request") from exc
         if not all(isinstance(v, str) for v in (request.url, request.state, request.code_verifier,

@@ -83,11 +83,11 @@ def _answer(response: httpx.Response | None, what: str,
     body = _json_object(response)
     if response.status_code == 200 and body is not None:
         return body
-    if response.status_code == 401 and (body is None or "error" not in body):
-        challenge = _BEARER_ERROR.search(response.headers.get("www-authenticate", ""))
-        if challenge is not None:  # RFC 6750 §3: the error is in the challenge, not the body
-            body = {"error": challenge.group(1)}
-        elif what == "UserInfo endpoint":
+    challenge = _BEARER_ERROR.search(response.headers.get("www-authenticate", ""))
+    if response.status_code in (401, 403) and (body is None or "error" not in body) and challenge is not None:
+        body = {"error": challenge.group(1)}  # RFC 6750 §3: the error is in the challenge, not the body
+    elif response.status_code == 401 and (body is None or "error" not in body):
+        if what == "UserInfo endpoint":
             raise InvalidToken("invalid_token", "the access token was refused", status=401)
         else:  # the endpoints we authenticate to as a client (RFC 6749 §5.2)
             raise InvalidClient("invalid_client", "the client could not authenticate", status=401)
@@ -99,7 +99,7 @@ def _resources(resource: Resource) -> list[str]:
 
 
 def _positive_int(value: Any) -> int | None:
-    if isinstance(value, str) and value.isdigit():  # some providers send "3600"
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:  # some send "3600"
         value = int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
@@ -166,8 +166,11 @@ class Protocol(Generic[H]):
         now = self._clock()
         if refresh or not self._keys or now - self._keys_fetched_at > self.jwks_ttl:
             jwks_uri = (yield from self._discover()).endpoint("jwks_uri")
-            self._keys_fetched_at = now
-            document = _answer((yield request("GET", jwks_uri)), "JWKS endpoint")
+            response = yield request("GET", jwks_uri)
+            # Counted from the answer, not the question: a login that meets a new key while another
+            # fetch is in flight fetches too, rather than being turned away by the rate limit.
+            self._keys_fetched_at = self._clock()
+            document = _answer(response, "JWKS endpoint")
             entries = document.get("keys")
             keys: dict[str, tuple[str, jose.PublicKey]] = {}
             for entry in entries if isinstance(entries, list) else []:
@@ -188,7 +191,9 @@ class Protocol(Generic[H]):
             return validate_id_token(id_token, keys, expect)
         except UnknownKey:
             if self._clock() - self._keys_fetched_at < JWKS_REFETCH_INTERVAL:
-                raise
+                if self._keys is keys:
+                    raise
+                return validate_id_token(id_token, self._keys, expect)  # another login just fetched them
         keys = yield from self._jwks(refresh=True)
         return validate_id_token(id_token, keys, expect)
 
@@ -259,7 +264,8 @@ class Protocol(Generic[H]):
         params += list((extra or {}).items())
         separator = "&" if urlsplit(endpoint).query else "?"
         url = endpoint + separator + urlencode(params, quote_via=quote)
-        return AuthorizationRequest(url, state, nonce, verifier, redirect_uri, max_age, scope)
+        return AuthorizationRequest(url, state, nonce, verifier, redirect_uri, max_age, scope,
+                                    tuple(_resources(resource)))
 
     def _finish_authorization(self, auth: AuthorizationRequest,
                               callback: str | Mapping[str, Any]) -> Flow[TokenSet]:
@@ -276,10 +282,11 @@ class Protocol(Generic[H]):
         code = params.get("code")
         if not code:
             raise CallbackError("the authorization response carries no code")
-        body = yield from self._post("token_endpoint", {
-            "grant_type": "authorization_code", "code": code, "redirect_uri": auth.redirect_uri,
-            "code_verifier": auth.code_verifier,
-        }, "token endpoint")
+        form: Form = {"grant_type": "authorization_code", "code": code, "redirect_uri": auth.redirect_uri,
+                      "code_verifier": auth.code_verifier}
+        if auth.resource:
+            form["resource"] = list(auth.resource)
+        body = yield from self._post("token_endpoint", form, "token endpoint")
         return (yield from self._token_set(body, require_id_token=auth.nonce is not None, nonce=auth.nonce,
                                            max_age=auth.max_age))
 

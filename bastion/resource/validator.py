@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -108,7 +109,8 @@ def _json(response: httpx.Response | None, failure: str) -> Any:
 
 
 def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # finite: a NaN `exp` would compare false against every bound and never expire
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _access_token(claims: dict[str, Any]) -> AccessToken:
@@ -151,11 +153,25 @@ class TokenValidator:
 
     async def validate(self, token: str) -> AccessToken:
         """The token's claims if it is genuine, current and for this audience; else `InvalidToken`."""
-        return await drive_async(self._flow(token), self._http, _unreachable)
+        cached = self._with_cached_key(token)
+        return cached if cached is not None else await drive_async(self._flow(token), self._http, _unreachable)
 
     def validate_sync(self, token: str) -> AccessToken:
         """`validate` for synchronous code (Flask, Django), on `httpx.Client`."""
-        return drive_sync(self._flow(token), self._sync_http, _unreachable)
+        cached = self._with_cached_key(token)
+        return cached if cached is not None else drive_sync(self._flow(token), self._sync_http, _unreachable)
+
+    def _with_cached_key(self, token: str) -> AccessToken | None:
+        """The common case without the flow's machinery: a JWT whose key is cached and fresh.
+        None sends the token down the full flow (fetch, refetch, introspection), which decides."""
+        now = self._clock()
+        if (type(token) is not str or token.count(".") != 2 or len(token) > MAX_TOKEN_LENGTH
+                or now - self._cache.fetched_at > self.cache_ttl):
+            return None
+        try:
+            return self._check(token, now)
+        except _UnknownKey:
+            return None
 
     def _flow(self, token: str) -> _Flow[AccessToken]:
         now = self._clock()
