@@ -72,6 +72,21 @@ class TokenSet:
     def expires_within(self, seconds: float, now: float) -> bool:
         return self.expires_at is not None and self.expires_at - seconds <= now
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe form for a server-side store (it holds the tokens: never put it in a cookie)."""
+        return {**asdict(self), "claims": dict(self.claims) if self.claims is not None else None,
+                "raw": dict(self.raw)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TokenSet:
+        try:
+            tokens = cls(**data)
+        except TypeError as exc:
+            raise ClientError("not a stored token set") from exc
+        if not isinstance(tokens.access_token, str) or not isinstance(tokens.token_type, str):
+            raise ClientError("not a stored token set")
+        return tokens
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceAuthorization:

@@ -68,7 +68,6 @@ USER = "bastion.user"
 EXTENSION = "bastion.oidc"
 MAX_STATE_LENGTH = 512
 _G_USER = "_bastion_user"
-_TOKEN_FIELDS = ("access_token", "token_type", "expires_at", "refresh_token", "id_token", "claims", "scope")
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
@@ -92,19 +91,11 @@ def _new_id() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _dump_tokens(tokens: TokenSet) -> dict[str, Any]:
-    data = {name: getattr(tokens, name) for name in _TOKEN_FIELDS}
-    data["claims"] = dict(tokens.claims) if tokens.claims is not None else None
-    return data
-
-
 def _load_tokens(record: dict[str, Any] | None) -> TokenSet | None:
     data = record.get("tokens") if record is not None else None
-    if not isinstance(data, dict):
-        return None
     try:
-        return TokenSet(**{name: data[name] for name in _TOKEN_FIELDS if name in data})
-    except TypeError:
+        return TokenSet.from_dict(data) if isinstance(data, dict) else None
+    except ClientError:
         return None
 
 
@@ -220,7 +211,7 @@ class OIDCLogin:
                 self._end_session()
                 return None
             expires_at = float(record.get("expires_at", 0))
-            self.store.set(key, {**record, "tokens": _dump_tokens(fresh)}, max(1.0, expires_at - time.time()))
+            self.store.set(key, {**record, "tokens": fresh.to_dict()}, max(1.0, expires_at - time.time()))
             return fresh
 
     def _end_session(self) -> None:
@@ -276,7 +267,7 @@ class OIDCLogin:
         self._end_session()
         new_sid = _new_id()
         ttl = current_app.permanent_session_lifetime.total_seconds()
-        self.store.set(self._key("session", new_sid), {"tokens": _dump_tokens(tokens), "expires_at": time.time() + ttl},
+        self.store.set(self._key("session", new_sid), {"tokens": tokens.to_dict(), "expires_at": time.time() + ttl},
                        ttl)
         session[SESSION_ID], session[USER] = new_sid, claims
         setattr(g, _G_USER, claims)
