@@ -22,7 +22,7 @@ or with bastion.client::
         token = client.client_credentials("hello", resource="http://127.0.0.1:8001").access_token
 
 Without a token, /hello answers 401 with `WWW-Authenticate: Bearer`; http://127.0.0.1:8001/docs
-has an "Authorize" button for pasting a token. Settings: BASTION_ISSUER (http://127.0.0.1:8000),
+has an "Authorize" button for pasting a token. Settings: OIDC_ISSUER (http://127.0.0.1:8000),
 API_AUDIENCE (http://127.0.0.1:8001), API_PORT (8001, for `python examples/fastapi_api.py`).
 """
 
@@ -34,7 +34,7 @@ from fastapi import Depends, FastAPI
 from bastion.integrations.fastapi import CurrentToken, configure, require_token
 from bastion.resource import AccessToken, TokenValidator
 
-ISSUER = os.environ.get("BASTION_ISSUER", "http://127.0.0.1:8000")
+ISSUER = os.environ.get("OIDC_ISSUER", "http://127.0.0.1:8000")
 AUDIENCE = os.environ.get("API_AUDIENCE", "http://127.0.0.1:8001")
 
 app = FastAPI(title="Bastion example API")

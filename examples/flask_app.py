@@ -7,9 +7,9 @@ as the demo user `make serve` prints. Needs the Flask extra: `pip install 'basti
 
 Settings, from environment variables:
 
-    BASTION_ISSUER          the provider                  http://127.0.0.1:8000
-    BASTION_CLIENT_ID       the registered client         demo-client
-    BASTION_CLIENT_SECRET   its secret                    the demo's, from $BASTION_VAR_DIR/demo.json
+    OIDC_ISSUER          the provider                  http://127.0.0.1:8000
+    OIDC_CLIENT_ID       the registered client         demo-client
+    OIDC_CLIENT_SECRET   its secret                    the demo's, from $BASTION_VAR_DIR/demo.json
     BASTION_VAR_DIR         where `make serve` keeps it   var
     APP_PORT                port on 127.0.0.1             5000
     FLASK_SECRET_KEY        signs the session cookie      random at each start (sessions end on restart)
@@ -85,15 +85,15 @@ def _demo_secret() -> str | None:
 def create_app() -> Flask:
     port = int(os.environ.get("APP_PORT", "5000"))
     base = f"http://127.0.0.1:{port}"
-    secret = os.environ.get("BASTION_CLIENT_SECRET") or _demo_secret()
+    secret = os.environ.get("OIDC_CLIENT_SECRET") or _demo_secret()
     if not secret:
-        sys.exit("No client secret: set BASTION_CLIENT_SECRET, or run `make serve` first (it writes var/demo.json).")
+        sys.exit("No client secret: set OIDC_CLIENT_SECRET, or run `make serve` first (it writes var/demo.json).")
 
     app = Flask(__name__)
     app.secret_key = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True)
-    OIDCLogin(app, issuer=os.environ.get("BASTION_ISSUER", "http://127.0.0.1:8000"),
-              client_id=os.environ.get("BASTION_CLIENT_ID", "demo-client"), client_secret=secret,
+    OIDCLogin(app, issuer=os.environ.get("OIDC_ISSUER", "http://127.0.0.1:8000"),
+              client_id=os.environ.get("OIDC_CLIENT_ID", "demo-client"), client_secret=secret,
               redirect_uri=f"{base}/callback", post_logout_redirect_uri=f"{base}/")
 
     @app.get("/")

@@ -64,8 +64,8 @@ def test_flask_example_logs_in_and_out_in_a_browser(bastion: LiveBastion, tmp_pa
     bastion.server.cli("users", "create", "--username", username, "--password", password, "--email", email,
                         "--name", "Carol Example")  # her own: the first consent is part of the test
     app = f"http://127.0.0.1:{bastion.example_port}"
-    env = {**os.environ, "BASTION_ISSUER": bastion.issuer, "BASTION_CLIENT_ID": bastion.client_id,
-           "BASTION_CLIENT_SECRET": bastion.client_secret, "APP_PORT": str(bastion.example_port),
+    env = {**os.environ, "OIDC_ISSUER": bastion.issuer, "OIDC_CLIENT_ID": bastion.client_id,
+           "OIDC_CLIENT_SECRET": bastion.client_secret, "APP_PORT": str(bastion.example_port),
            "FLASK_SECRET_KEY": os.urandom(32).hex()}
     with running([sys.executable, "examples/flask_app.py"], env, f"{app}/", tmp_path / "flask.log"), \
             sync_playwright() as playwright:
@@ -114,7 +114,7 @@ def test_fastapi_example_accepts_a_demo_client_token(bastion: LiveBastion, tmp_p
     secret = json.loads(demo_json.read_text())["client_secret"]
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "BASTION_ISSUER": bastion.issuer}
+    env = {**os.environ, "OIDC_ISSUER": bastion.issuer}
     command = [sys.executable, "-m", "uvicorn", "fastapi_api:app", "--app-dir", "examples", "--host", "127.0.0.1",
                "--port", str(port)]
     with running(command, env, f"{api}/public", tmp_path / "uvicorn.log"), \
