@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,7 +18,7 @@ from ..core.endpoints.userinfo import userinfo as userinfo_claims
 from ..core.errors import InvalidRequest, InvalidToken, MissingToken, OAuthError
 from ..core.models import Client
 from ..core.provider import Provider
-from .http import CORS_HEADERS, json_response, oauth_error_response, parse_params, read_form
+from .http import CORS_HEADERS, json_bytes, json_response, oauth_error_response, parse_params, read_form
 
 __all__ = ["discovery", "introspection", "jwks", "preflight", "revocation", "token", "userinfo"]
 
@@ -28,14 +30,32 @@ async def preflight(request: Request) -> Response:
     return Response(status_code=204, headers=CORS_HEADERS)
 
 
+class _Serialized:
+    """The JSON bytes of a document that changes rarely, rebuilt only when its source object is
+    replaced (new settings; a new key set after rotation): no dict building or JSON encoding per request."""
+
+    def __init__(self, build: Callable[[Any], Mapping[str, Any]]) -> None:
+        self.build, self.source, self.body = build, cast(object, None), b""
+
+    def response(self, source: object) -> Response:
+        if source is not self.source:
+            self.body, self.source = json_bytes(self.build(source)), source
+        return Response(self.body, headers=_STATIC_HEADERS, media_type="application/json")
+
+
+_STATIC_HEADERS = {**CORS_HEADERS, **PUBLIC_CACHE}
+_metadata = _Serialized(provider_metadata)
+_jwks = _Serialized(lambda keys: keys.jwks)
+
+
 async def discovery(request: Request) -> Response:
     provider: Provider = request.app.state.provider
-    return json_response(provider_metadata(provider.settings), headers={**CORS_HEADERS, **PUBLIC_CACHE}, cache=True)
+    return _metadata.response(provider.settings)
 
 
 async def jwks(request: Request) -> Response:
     provider: Provider = request.app.state.provider
-    return json_response(provider.keys.jwks, headers={**CORS_HEADERS, **PUBLIC_CACHE}, cache=True)
+    return _jwks.response(provider.keys)
 
 
 async def token(request: Request) -> Response:

@@ -15,6 +15,7 @@ from ..core.errors import InvalidClient, InvalidRequest, InvalidToken, MissingTo
 __all__ = [
     "CORS_HEADERS",
     "MAX_BODY",
+    "json_bytes",
     "json_response",
     "oauth_error_response",
     "parse_params",
@@ -33,9 +34,13 @@ CORS_HEADERS = {
 }
 
 
+def json_bytes(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None,
                   cache: bool = False) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    content = json_bytes(body)
     all_headers = {**({} if cache else NO_STORE), **(headers or {})}
     return Response(content, status_code=status, headers=all_headers, media_type="application/json")
 
