@@ -1086,3 +1086,18 @@ async def test_device_decision_and_consumption_happen_once(store: Store, now: da
     assert await store.decide_device_authorization("d" * 64, "denied", None) is True
     denied = await store.get_device_authorization(device_code_hash="d" * 64)
     assert denied is not None and denied.status == "denied" and denied.grant_id is None
+
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_reads_survive_the_server_dropping_their_connections(database_url: str, store: Store) -> None:
+    """A PostgreSQL restart or failover kills pooled connections; the next read reconnects by itself."""
+    from tests.conftest import _pg_admin
+
+    await store.create_client(client())
+    assert await store.get_client("app") is not None
+    name = database_url.rsplit("/", 1)[-1]
+    await _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    assert (await store.get_client("app")) is not None
+    assert [c.client_id for c in await store.list_clients()] == ["app"]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ...core.keys import StoredKey
@@ -55,7 +55,9 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
+    # No pre-ping: it costs a round trip per checkout. A connection that died with the server is
+    # detected on use instead; the pool then drops every older connection, and reads retry once.
+    return create_async_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
 def create_store(url: str) -> SQLStore:
@@ -123,19 +125,33 @@ def _code(row: sa.Row[Any]) -> AuthorizationCode:
 class SQLStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # A read is one statement, so it needs no transaction of its own: on PostgreSQL, autocommit
+        # saves the BEGIN and ROLLBACK round trips around it. (SQLite would pay a thread hop to switch.)
+        postgres = engine.dialect.name == "postgresql"
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
 
     async def close(self) -> None:
         await self.engine.dispose()
 
+    async def _read(self, query: sa.Select[Any]) -> sa.Result[Any]:
+        """Run a read; retried once on a connection the server dropped (restart, failover)."""
+        for attempt in (1, 2):
+            try:
+                async with self._reader.connect() as conn:
+                    result: sa.Result[Any] = await conn.execute(query)
+                    return result
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
     async def _one(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
-        async with self.engine.connect() as conn:
-            row: sa.Row[Any] | None = (await conn.execute(query)).first()
-            return row
+        row: sa.Row[Any] | None = (await self._read(query)).first()
+        return row
 
     async def _all(self, query: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
-        async with self.engine.connect() as conn:
-            rows: Sequence[sa.Row[Any]] = (await conn.execute(query)).all()
-            return rows
+        rows: Sequence[sa.Row[Any]] = (await self._read(query)).all()
+        return rows
 
     async def _write(self, *statements: sa.Executable) -> int:
         """Run statements in one transaction; the rowcount of the first."""
