@@ -86,6 +86,9 @@ class Store(Protocol):
         """Record what a token response issues, in one transaction."""
         ...
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+    async def get_refresh_token_family(self, token_hash: str) -> tuple[RefreshToken, Grant | None, User | None] | None:
+        """The token with its grant (the family) and the grant's user, in one read: the refresh path's hot query."""
+        ...
     async def rotate_refresh_token(self, token_hash: str, now: datetime, new: RefreshToken,
                                    access: AccessTokenRecord | None) -> bool:
         """Consume one refresh token and record its successors, atomically; True for exactly one caller."""

@@ -755,6 +755,23 @@ async def test_rotate_refresh_token_consumes_and_records_once(store: Store, now:
     assert await store.rotate_refresh_token("rt-5", now, refresh("rt-6", now), token("at-6", now)) is True
 
 
+async def test_a_refresh_token_family_is_read_in_one_piece(store: Store, now: datetime) -> None:
+    """The token, its grant and the grant's user, as the refresh grant needs them; gaps are None."""
+    alice = user()
+    await store.create_user(alice)
+    await store.create_grant(grant("g1", now))
+    await store.record_tokens(None, refresh("rt-0", now))
+    assert await store.get_refresh_token_family("rt-0") == (refresh("rt-0", now), await store.get_grant("g1"), alice)
+    assert await store.get_refresh_token_family("missing") is None
+
+    await store.delete_user(alice.id, now)
+    family = await store.get_refresh_token_family("rt-0")
+    assert family is not None and family[1] is not None and family[2] is None
+    await store.record_tokens(None, refresh("rt-orphan", now, grant_id="no-such-grant"))
+    assert await store.get_refresh_token_family("rt-orphan") == (refresh("rt-orphan", now, grant_id="no-such-grant"),
+                                                                 None, None)
+
+
 async def test_concurrent_rotations_of_one_refresh_token_let_exactly_one_win(store: Store, now: datetime) -> None:
     # A stolen refresh token used alongside the client's: one rotation, one family link, one access token.
     await store.create_grant(grant("g1", now))

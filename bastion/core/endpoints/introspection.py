@@ -51,11 +51,11 @@ async def _access_token(provider: Provider, client: Client, token: str) -> dict[
 async def _refresh_token(provider: Provider, client: Client, token: str) -> dict[str, Any] | None:
     if len(token) > 100:
         return None
-    record = await provider.store.get_refresh_token(hash_secret(token))
+    family = await provider.store.get_refresh_token_family(hash_secret(token))
     now = provider.now()
-    if record is None or record.client_id != client.client_id or record.consumed_at is not None:
+    if family is None or family[0].client_id != client.client_id or family[0].consumed_at is not None:
         return None
-    grant = await provider.store.get_grant(record.grant_id)
+    record, grant, user = family
     if (record.expires_at <= now or grant is None or grant.revoked_at is not None
             or (grant.expires_at is not None and grant.expires_at <= now)):
         return None
@@ -65,7 +65,7 @@ async def _refresh_token(provider: Provider, client: Client, token: str) -> dict
         "active": True, "scope": format_scope(record.scope), "client_id": record.client_id, "sub": record.user_id,
         "aud": audience[0] if len(audience) == 1 else list(audience),
         "iss": provider.issuer, "exp": _epoch(record.expires_at), "iat": _epoch(record.created_at),
-        **await _username(provider, record.user_id),
+        **({"username": user.username} if user is not None else {}),
     }
 
 

@@ -48,17 +48,16 @@ async def handle(provider: Provider, client: Client, params: Mapping[str, str]) 
     if not value:
         raise InvalidRequest("refresh_token is required")
     store, now = provider.store, provider.now()
-    token = await store.get_refresh_token(hash_secret(value)) if len(value) <= 100 else None
-    if token is None or token.client_id != client.client_id:
+    family = await store.get_refresh_token_family(hash_secret(value)) if len(value) <= 100 else None
+    if family is None or family[0].client_id != client.client_id:
         raise InvalidGrant("The refresh token is invalid")
-    grant = await store.get_grant(token.grant_id)
+    token, grant, user = family
     if grant is None or grant.revoked_at is not None:
         raise InvalidGrant("The refresh token was revoked")
     if token.consumed_at is not None:
         raise await _reuse_detected(provider, token, client)
     if token.expires_at <= now or (grant.expires_at is not None and grant.expires_at <= now):
         raise InvalidGrant("The refresh token expired")
-    user = await store.get_user(grant.user_id)
     if user is None:
         await store.revoke_grant(grant.grant_id, now)
         raise InvalidGrant("The user no longer exists")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,6 +101,11 @@ def _access_token(row: sa.Row[Any]) -> AccessTokenRecord:
                              revoked_at=row.revoked_at or row.grant_revoked_at,
                              userinfo_claims=tuple(row.userinfo_claims), token_hash=row.token_hash,
                              audience=tuple(row.audience))
+
+
+def _prefixed(row: sa.Row[Any], prefix: str) -> Any:
+    """The columns of one joined table (labelled `prefix` + name), with their own names again."""
+    return SimpleNamespace(**{k[len(prefix):]: v for k, v in row._mapping.items() if k.startswith(prefix)})
 
 
 def _user(row: sa.Row[Any]) -> User:
@@ -408,6 +414,18 @@ class SQLStore:
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         row = await self._one(sa.select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash))
         return _refresh_token(row) if row else None
+
+    async def get_refresh_token_family(self, token_hash: str) -> tuple[RefreshToken, Grant | None, User | None] | None:
+        rt, g, u = t.refresh_tokens, t.grants, t.users
+        query = (sa.select(rt, *(c.label(f"g_{c.name}") for c in g.c), *(c.label(f"u_{c.name}") for c in u.c))
+                 .select_from(rt.outerjoin(g, g.c.grant_id == rt.c.grant_id).outerjoin(u, u.c.id == g.c.user_id))
+                 .where(rt.c.token_hash == token_hash))
+        row = await self._one(query)
+        if row is None:
+            return None
+        grant, user = _prefixed(row, "g_"), _prefixed(row, "u_")
+        return (_refresh_token(row), _grant(grant) if grant.grant_id is not None else None,
+                _user(user) if user.id is not None else None)
 
     async def rotate_refresh_token(self, token_hash: str, now: datetime, new: RefreshToken,
                                    access: AccessTokenRecord | None) -> bool:
