@@ -78,8 +78,14 @@ class Store(Protocol):
         """Store a code, and with `grant` the grant it starts, in one transaction."""
         ...
     async def get_authorization_code(self, code_hash: str) -> AuthorizationCode | None: ...
-    async def consume_authorization_code(self, code_hash: str, now: datetime) -> bool:
-        """Mark the code used; True for exactly one caller, however many race."""
+    async def get_authorization_code_with_grant(
+            self, code_hash: str) -> tuple[AuthorizationCode, Grant | None, User | None] | None:
+        """The code with its grant and the grant's user, in one read: the code redemption's hot query."""
+        ...
+    async def consume_authorization_code(self, code_hash: str, now: datetime, access: AccessTokenRecord | None = None,
+                                         refresh: RefreshToken | None = None) -> bool:
+        """Mark the code used and record the tokens it buys, in one transaction; True for exactly one
+        caller, however many race (the others write nothing)."""
         ...
     async def record_access_token(self, token: AccessTokenRecord) -> None: ...
     async def record_tokens(self, access: AccessTokenRecord | None, refresh: RefreshToken | None) -> None:

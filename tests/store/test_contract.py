@@ -486,6 +486,28 @@ async def test_concurrent_code_consumes_let_exactly_one_win(store: Store, now: d
     assert stored.consumed_at == now + winner * timedelta(milliseconds=1)
 
 
+async def test_a_redeemed_code_records_its_tokens_and_a_lost_race_records_none(store: Store, now: datetime) -> None:
+    alice = user()
+    await store.create_user(alice)
+    await store.create_grant(grant("g1", now))
+    await store.save_authorization_code(code("h1", now))
+    assert await store.get_authorization_code_with_grant("h1") == (code("h1", now), await store.get_grant("g1"), alice)
+    assert await store.get_authorization_code_with_grant("missing") is None
+
+    access, rt = token("at-1", now, token_hash="a" * 64), refresh("rt-1", now)
+    assert await store.consume_authorization_code("h1", now, access, rt) is True
+    assert await store.get_access_token(jti="at-1") == access and await store.get_refresh_token("rt-1") == rt
+    assert await store.consume_authorization_code("h1", now, token("at-2", now), refresh("rt-2", now)) is False
+    assert await store.get_access_token(jti="at-2") is None and await store.get_refresh_token("rt-2") is None
+
+    # Atomic: when the tokens cannot be recorded, the code is not consumed either.
+    await store.save_authorization_code(code("h2", now))
+    with pytest.raises(Exception):  # noqa: B017 - the access token's jti is taken
+        await store.consume_authorization_code("h2", now, token("at-1", now), None)
+    stored = await store.get_authorization_code("h2")
+    assert stored is not None and stored.consumed_at is None
+
+
 async def test_revoke_grant_deactivates_its_tokens_past_and_future(store: Store, now: datetime) -> None:
     await grant_with_token(store, now, "g1", "at-1a")
     await store.record_access_token(token("at-1b", now, grant_id="g1"))

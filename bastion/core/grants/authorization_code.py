@@ -30,9 +30,10 @@ async def handle(provider: Provider, client: Client, params: Mapping[str, str]) 
     if not params.get("redirect_uri"):
         raise InvalidRequest("redirect_uri is required")
     store, now = provider.store, provider.now()
-    code = await store.get_authorization_code(hash_secret(code_value))
-    if code is None or code.client_id != client.client_id:
+    found = await store.get_authorization_code_with_grant(hash_secret(code_value))
+    if found is None or found[0].client_id != client.client_id:
         raise InvalidGrant("The authorization code is invalid")
+    code, grant, user = found
     if code.consumed_at is not None:
         await store.revoke_grant(code.grant_id, now)
         raise InvalidGrant("The authorization code was already used", detail=f"code reuse, grant {code.grant_id}")
@@ -41,12 +42,6 @@ async def handle(provider: Provider, client: Client, params: Mapping[str, str]) 
     if params["redirect_uri"] != code.redirect_uri:
         raise InvalidGrant("redirect_uri does not match the authorization request")
     verify_pkce(params.get("code_verifier"), code.code_challenge)
-    if not await store.consume_authorization_code(code.code_hash, now):
-        # Lost a race with another redemption of the same code: same treatment as reuse.
-        await store.revoke_grant(code.grant_id, now)
-        raise InvalidGrant("The authorization code was already used", detail=f"code race, grant {code.grant_id}")
-    user = await store.get_user(code.user_id)
-    grant = await store.get_grant(code.grant_id)
     if user is None or grant is None or grant.revoked_at is not None:
         await store.revoke_grant(code.grant_id, now)
         raise InvalidGrant("The authorization is no longer valid")
@@ -55,5 +50,8 @@ async def handle(provider: Provider, client: Client, params: Mapping[str, str]) 
     refresh_scope = code.scope if wants_refresh_token(client, code.scope) else None
     issued = issue_tokens(provider, client=client, user=user, grant=grant, scope=code.scope, resources=resources,
                           refresh_scope=refresh_scope, nonce=code.nonce)
-    await store.record_tokens(issued.access, issued.refresh)
+    # Consumed and recorded at once: a lost race (the code redeemed twice at the same time) writes nothing.
+    if not await store.consume_authorization_code(code.code_hash, now, issued.access, issued.refresh):
+        await store.revoke_grant(code.grant_id, now)
+        raise InvalidGrant("The authorization code was already used", detail=f"code race, grant {code.grant_id}")
     return issued.response

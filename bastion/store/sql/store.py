@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -36,6 +36,7 @@ from . import tables as t
 __all__ = ["SQLStore", "create_engine", "create_store"]
 
 DAY = timedelta(days=1)
+T = TypeVar("T")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -378,12 +379,23 @@ class SQLStore:
         row = await self._one(sa.select(t.authorization_codes).where(t.authorization_codes.c.code_hash == code_hash))
         return _code(row) if row else None
 
-    async def consume_authorization_code(self, code_hash: str, now: datetime) -> bool:
-        return bool(await self._write(
-            sa.update(t.authorization_codes)
-            .where(t.authorization_codes.c.code_hash == code_hash, t.authorization_codes.c.consumed_at.is_(None))
-            .values(consumed_at=now)
-        ))
+    async def get_authorization_code_with_grant(
+            self, code_hash: str) -> tuple[AuthorizationCode, Grant | None, User | None] | None:
+        return await self._with_grant(t.authorization_codes, t.authorization_codes.c.code_hash == code_hash, _code)
+
+    async def consume_authorization_code(self, code_hash: str, now: datetime, access: AccessTokenRecord | None = None,
+                                         refresh: RefreshToken | None = None) -> bool:
+        ac = t.authorization_codes
+        async with self.engine.begin() as conn:
+            consumed = await conn.execute(
+                sa.update(ac).where(ac.c.code_hash == code_hash, ac.c.consumed_at.is_(None)).values(consumed_at=now))
+            if consumed.rowcount != 1:
+                return False
+            if access is not None:
+                await conn.execute(self._insert_access_token(access))
+            if refresh is not None:
+                await conn.execute(self._insert_refresh_token(refresh))
+            return True
 
     @staticmethod
     def _insert_access_token(token: AccessTokenRecord) -> sa.Executable:
@@ -416,15 +428,21 @@ class SQLStore:
         return _refresh_token(row) if row else None
 
     async def get_refresh_token_family(self, token_hash: str) -> tuple[RefreshToken, Grant | None, User | None] | None:
-        rt, g, u = t.refresh_tokens, t.grants, t.users
-        query = (sa.select(rt, *(c.label(f"g_{c.name}") for c in g.c), *(c.label(f"u_{c.name}") for c in u.c))
-                 .select_from(rt.outerjoin(g, g.c.grant_id == rt.c.grant_id).outerjoin(u, u.c.id == g.c.user_id))
-                 .where(rt.c.token_hash == token_hash))
+        return await self._with_grant(t.refresh_tokens, t.refresh_tokens.c.token_hash == token_hash, _refresh_token)
+
+    async def _with_grant(self, table: sa.Table, where: sa.ColumnElement[bool],
+                          build: Callable[[sa.Row[Any]], T]) -> tuple[T, Grant | None, User | None] | None:
+        """A code or token row with its grant and the grant's user, in one read (outer joins)."""
+        g, u = t.grants, t.users
+        query = (sa.select(table, *(c.label(f"g_{c.name}") for c in g.c), *(c.label(f"u_{c.name}") for c in u.c))
+                 .select_from(table.outerjoin(g, g.c.grant_id == table.c.grant_id)
+                              .outerjoin(u, u.c.id == g.c.user_id))
+                 .where(where))
         row = await self._one(query)
         if row is None:
             return None
         grant, user = _prefixed(row, "g_"), _prefixed(row, "u_")
-        return (_refresh_token(row), _grant(grant) if grant.grant_id is not None else None,
+        return (build(row), _grant(grant) if grant.grant_id is not None else None,
                 _user(user) if user.id is not None else None)
 
     async def rotate_refresh_token(self, token_hash: str, now: datetime, new: RefreshToken,
