@@ -386,30 +386,60 @@ class SQLStore:
     async def consume_authorization_code(self, code_hash: str, now: datetime, access: AccessTokenRecord | None = None,
                                          refresh: RefreshToken | None = None) -> bool:
         ac = t.authorization_codes
+        return await self._consume(ac, ac.c.code_hash == code_hash, now, self._token_rows(access, refresh))
+
+    @staticmethod
+    def _access_token_row(token: AccessTokenRecord) -> tuple[sa.Table, dict[str, Any]]:
+        return t.access_tokens, {
+            "jti": token.jti, "grant_id": token.grant_id, "client_id": token.client_id, "user_id": token.user_id,
+            "scope": format_scope(token.scope), "expires_at": token.expires_at, "revoked_at": token.revoked_at,
+            "userinfo_claims": list(token.userinfo_claims), "token_hash": token.token_hash,
+            "audience": list(token.audience)}
+
+    @staticmethod
+    def _refresh_token_row(token: RefreshToken) -> tuple[sa.Table, dict[str, Any]]:
+        return t.refresh_tokens, {
+            "token_hash": token.token_hash, "grant_id": token.grant_id, "client_id": token.client_id,
+            "user_id": token.user_id, "scope": format_scope(token.scope), "created_at": token.created_at,
+            "expires_at": token.expires_at, "consumed_at": token.consumed_at}
+
+    def _insert_access_token(self, token: AccessTokenRecord) -> sa.Executable:
+        table, values = self._access_token_row(token)
+        return sa.insert(table).values(values)
+
+    def _insert_refresh_token(self, token: RefreshToken) -> sa.Executable:
+        table, values = self._refresh_token_row(token)
+        return sa.insert(table).values(values)
+
+    def _token_rows(self, access: AccessTokenRecord | None,
+                    refresh: RefreshToken | None) -> list[tuple[sa.Table, dict[str, Any]]]:
+        return ([self._access_token_row(access)] if access is not None else []) + (
+            [self._refresh_token_row(refresh)] if refresh is not None else [])
+
+    async def _consume(self, table: sa.Table, where: sa.ColumnElement[bool], now: datetime,
+                       rows: Sequence[tuple[sa.Table, dict[str, Any]]]) -> bool:
+        """Mark one unconsumed row consumed and insert `rows` (what it buys), atomically: True for
+        exactly one of any number of racing callers; the others, and a failed insert, write nothing.
+
+        On PostgreSQL this is one statement (data-modifying CTEs, each insert fed by the update's one
+        row), so one round trip; elsewhere a transaction.
+        """
+        consume = sa.update(table).where(where, table.c.consumed_at.is_(None)).values(consumed_at=now)
+        if self._reader is not self.engine:
+            consumed = consume.returning(table.c.consumed_at).cte("consumed")
+            statement = sa.select(sa.func.count()).select_from(consumed)
+            for n, (target, values) in enumerate(rows):
+                source = sa.select(*(sa.literal(v, target.c[k].type).label(k) for k, v in values.items()))
+                insert = sa.insert(target).from_select(list(values), source.select_from(consumed))
+                statement = statement.add_cte(insert.cte(f"insert_{n}"))
+            async with self._reader.connect() as conn:
+                return bool((await conn.execute(statement)).scalar_one() == 1)
         async with self.engine.begin() as conn:
-            consumed = await conn.execute(
-                sa.update(ac).where(ac.c.code_hash == code_hash, ac.c.consumed_at.is_(None)).values(consumed_at=now))
-            if consumed.rowcount != 1:
+            if (await conn.execute(consume)).rowcount != 1:
                 return False
-            if access is not None:
-                await conn.execute(self._insert_access_token(access))
-            if refresh is not None:
-                await conn.execute(self._insert_refresh_token(refresh))
+            for target, values in rows:
+                await conn.execute(sa.insert(target).values(values))
             return True
-
-    @staticmethod
-    def _insert_access_token(token: AccessTokenRecord) -> sa.Executable:
-        return sa.insert(t.access_tokens).values(
-            jti=token.jti, grant_id=token.grant_id, client_id=token.client_id, user_id=token.user_id,
-            scope=format_scope(token.scope), expires_at=token.expires_at, revoked_at=token.revoked_at,
-            userinfo_claims=list(token.userinfo_claims), token_hash=token.token_hash, audience=list(token.audience))
-
-    @staticmethod
-    def _insert_refresh_token(token: RefreshToken) -> sa.Executable:
-        return sa.insert(t.refresh_tokens).values(
-            token_hash=token.token_hash, grant_id=token.grant_id, client_id=token.client_id, user_id=token.user_id,
-            scope=format_scope(token.scope), created_at=token.created_at, expires_at=token.expires_at,
-            consumed_at=token.consumed_at)
 
     async def record_access_token(self, token: AccessTokenRecord) -> None:
         await self._write(self._insert_access_token(token))
@@ -448,15 +478,7 @@ class SQLStore:
     async def rotate_refresh_token(self, token_hash: str, now: datetime, new: RefreshToken,
                                    access: AccessTokenRecord | None) -> bool:
         rt = t.refresh_tokens
-        async with self.engine.begin() as conn:
-            consumed = await conn.execute(
-                sa.update(rt).where(rt.c.token_hash == token_hash, rt.c.consumed_at.is_(None)).values(consumed_at=now))
-            if consumed.rowcount != 1:
-                return False  # someone else rotated it first: nothing is written
-            await conn.execute(self._insert_refresh_token(new))
-            if access is not None:
-                await conn.execute(self._insert_access_token(access))
-            return True
+        return await self._consume(rt, rt.c.token_hash == token_hash, now, self._token_rows(access, new))
 
     async def get_access_token(self, *, jti: str | None = None,
                                token_hash: str | None = None) -> AccessTokenRecord | None:
