@@ -59,7 +59,7 @@ def create_engine(url: str) -> AsyncEngine:
         return engine
     # No pre-ping: it costs a round trip per checkout. A connection that died with the server is
     # detected on use instead; the pool then drops every older connection, and reads retry once.
-    return create_async_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
+    return create_async_engine(url, pool_size=20, max_overflow=0, pool_timeout=30, hide_parameters=True)
 
 
 def create_store(url: str) -> SQLStore:
