@@ -10,9 +10,9 @@ Settings, from environment variables:
     OIDC_ISSUER          the provider                  http://127.0.0.1:8000
     OIDC_CLIENT_ID       the registered client         demo-client
     OIDC_CLIENT_SECRET   its secret                    the demo's, from $BASTION_VAR_DIR/demo.json
-    BASTION_VAR_DIR         where `make serve` keeps it   var
-    APP_PORT                port on 127.0.0.1             5000
-    FLASK_SECRET_KEY        signs the session cookie      random at each start (sessions end on restart)
+    BASTION_VAR_DIR      where `make serve` keeps it   var
+    APP_PORT             port on 127.0.0.1             5000
+    FLASK_SECRET_KEY     signs the session cookie      random at each start (sessions end on restart)
 
 The client must have http://127.0.0.1:<APP_PORT>/callback as a redirect URI and
 http://127.0.0.1:<APP_PORT>/ as a post-logout redirect URI (the demo client has them for 5000).
