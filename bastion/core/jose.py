@@ -100,8 +100,11 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
     return value
 
 
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _json_b64(obj: Mapping[str, Any]) -> str:
-    return b64url(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+    return b64url(_encode_json(obj).encode())
 
 
 def sign(claims: Mapping[str, Any], key: PrivateKey, alg: str, kid: str | None, typ: str = "JWT") -> str:
