@@ -21,8 +21,10 @@
 //   3600 s, refresh token 14 d, grant 90 d, session 1 d, interaction 900 s);
 // - a user's consent is remembered (oidc-provider's Grant, found through the session), so that a
 //   second authorization with a live session answers with a code straight away, as Bastion does.
-// Storage is oidc-provider's default in-memory adapter (an LRU of 1000 entries, no persistence):
-// what a user of the library gets without writing an adapter.
+// Storage is oidc-provider's own in-memory adapter (no persistence) over an unbounded store: its
+// default store is an LRU of 1,000 entries, which under a 64-connection refresh run evicted live
+// refresh tokens and grants (invalid_grant in the middle of chains), so it would not be measuring
+// a working provider.
 
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -49,8 +51,33 @@ async function loadProvider() {
   const manifest = join(peers, 'package.json');
   if (!existsSync(manifest)) fail(`node peers not installed in ${peers}: run scripts/ensure-node-peers.sh`);
   const require = createRequire(manifest);
-  const mod = await import(pathToFileURL(require.resolve('oidc-provider')).href);
-  return { Provider: mod.Provider, errors: mod.errors, version: require('oidc-provider/package.json').version };
+  const entry = require.resolve('oidc-provider');
+  const mod = await import(pathToFileURL(entry).href);
+  const adapterFile = join(entry.slice(0, entry.lastIndexOf('/lib/') + 1), 'lib', 'adapters', 'memory_adapter.js');
+  const { default: MemoryAdapter } = await import(pathToFileURL(adapterFile).href);
+  return {
+    Provider: mod.Provider, errors: mod.errors, MemoryAdapter, version: require('oidc-provider/package.json').version,
+  };
+}
+
+// The interface of oidc-provider's LRU (get, set with { maxAge } in ms, delete), without the bound.
+class UnboundedStore {
+  constructor() { this.entries = new Map(); }
+
+  get(key) {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= Date.now()) { this.entries.delete(key); return undefined; }
+    return entry.value;
+  }
+
+  set(key, value, options) {
+    const expiresAt = options?.maxAge !== undefined ? Date.now() + options.maxAge : Infinity;
+    this.entries.set(key, { value, expiresAt });
+    return this;
+  }
+
+  delete(key) { return this.entries.delete(key); }
 }
 
 function signingKey(type, alg, options) {
@@ -67,7 +94,8 @@ try {
   fail(`cannot read config ${configPath}: ${err.message}`);
 }
 
-const { Provider, errors, version } = await loadProvider();
+const { Provider, errors, MemoryAdapter, version } = await loadProvider();
+const store = new UnboundedStore();
 
 let handler = (_req, res) => { res.statusCode = 503; res.end('starting'); };
 const server = createServer((req, res) => handler(req, res));
@@ -89,6 +117,7 @@ const clients = (config.clients || []).map((c) => ({
 }));
 
 const provider = new Provider(issuer, {
+  adapter: (model) => new MemoryAdapter(model, store),
   clients,
   jwks: {
     keys: [

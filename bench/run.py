@@ -1194,7 +1194,8 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
         "chain per connection; any failed refresh is a correctness failure.",
         "- The code flow alternates authorize (with the session cookie; consent remembered) and token "
         "requests; the rate is completed flows/s and p50 / p99 are per request.",
-        "- oidc-provider keeps everything in its default in-memory adapter (an LRU, no persistence); Bastion "
+        "- oidc-provider keeps everything in its own in-memory adapter over an unbounded map (its default store, "
+        "an LRU of 1,000 entries, evicts live refresh tokens at concurrency 64), no persistence; Bastion "
         "writes to SQLite or PostgreSQL. PostgreSQL itself is not pinned.",
         "- \"PostgreSQL, 2 workers\" rows: `bastion serve --workers 2` and oidc-provider (one process; its "
         "memory adapter cannot be shared) both unpinned, wrk still on CPU 1.",
