@@ -19,11 +19,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from ..core import jose
 from ..core.secrets import new_secret
 
-__all__ = ["ASSERTION_TYPE", "METHODS", "ClientAuthentication"]
+__all__ = ["ASSERTION_TYPE", "METHODS", "ClientAuthentication", "basic_authorization"]
 
 METHODS = ("client_secret_basic", "client_secret_post", "none", "private_key_jwt")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 60
+
+
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """The `Authorization` value of client_secret_basic: both parts form-urlencoded before the Basic
+    encoding (RFC 6749 §2.3.1), so that a secret with ':' or '%' works."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,7 @@ class ClientAuthentication:
         """Add our credentials to a request's form and headers; `audience` is the provider's issuer."""
         if self.method == "client_secret_basic":
             assert self.client_secret is not None
-            # Both parts form-urlencoded before Basic encoding (RFC 6749 §2.3.1): a secret with ':' or '%' works.
-            pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+            headers["Authorization"] = basic_authorization(self.client_id, self.client_secret)
             return
         form["client_id"] = self.client_id
         if self.method == "client_secret_post":

@@ -7,15 +7,13 @@ JWKS (never from `jku`, `x5u` or `jwk` headers). Claims checks follow in the ord
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 from ..core import jose
 from ..core.secrets import constant_time_equal
+from ..core.tokens import at_hash
 from .errors import InvalidIDToken
 
 __all__ = ["Expectations", "UnknownKey", "at_hash", "validate_id_token"]
@@ -39,18 +37,6 @@ class Expectations:
     require_auth_time: bool = False
     access_token: str | None = None
     subject: str | None = None  # on refresh: the same user as at login (§12.2)
-
-
-def at_hash(access_token: str, alg: str) -> str:
-    """§3.1.3.6: the left half of the hash of the access token, with the hash of the signing
-    algorithm (SHA-512 for EdDSA over Ed25519, as the provider computes it)."""
-    digest = (hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)(access_token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
-
-
-def _number(value: Any) -> TypeGuard[float]:
-    # finite: a NaN `exp` would compare false against every bound and never expire
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def validate_id_token(token: Any, keys: Mapping[str, tuple[str, jose.PublicKey]],
@@ -91,16 +77,16 @@ def _check_claims(claims: dict[str, Any], expect: Expectations) -> None:
     if (len(audiences) > 1 or azp is not None) and azp != expect.client_id:
         raise InvalidIDToken("the ID token was issued to another party (azp)")
     exp, iat = claims.get("exp"), claims.get("iat")
-    if not _number(exp) or exp + expect.leeway <= expect.now:
+    if not jose.is_numeric_date(exp) or exp + expect.leeway <= expect.now:
         raise InvalidIDToken("the ID token has expired")
-    if not _number(iat) or iat - expect.leeway > expect.now:
+    if not jose.is_numeric_date(iat) or iat - expect.leeway > expect.now:
         raise InvalidIDToken("the ID token was issued in the future (iat)")
     nonce = claims.get("nonce")
     if expect.nonce is not None and (not isinstance(nonce, str) or not constant_time_equal(nonce, expect.nonce)):
         raise InvalidIDToken("the ID token's nonce is missing or not ours (replay?)")
     auth_time = claims.get("auth_time")
     if expect.max_age is not None or expect.require_auth_time or auth_time is not None:
-        if not _number(auth_time):
+        if not jose.is_numeric_date(auth_time):
             raise InvalidIDToken("the ID token lacks a valid auth_time")
         if expect.max_age is not None and auth_time + expect.max_age + expect.leeway < expect.now:
             raise InvalidIDToken("the user authenticated longer ago than max_age allows")

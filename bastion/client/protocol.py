@@ -170,14 +170,7 @@ class Protocol(Generic[H]):
             # Counted from the answer, not the question: a login that meets a new key while another
             # fetch is in flight fetches too, rather than being turned away by the rate limit.
             self._keys_fetched_at = self._clock()
-            document = _answer(response, "JWKS endpoint")
-            entries = document.get("keys")
-            keys: dict[str, tuple[str, jose.PublicKey]] = {}
-            for entry in entries if isinstance(entries, list) else []:
-                parsed = jose.key_from_jwk(entry) if isinstance(entry, dict) else None
-                if parsed is not None:
-                    keys[parsed[0]] = (parsed[1], parsed[2])
-            self._keys = keys
+            self._keys = jose.keys_from_jwks(_answer(response, "JWKS endpoint"))
         return self._keys
 
     def _id_token_claims(self, id_token: Any, **expected: Any) -> Flow[dict[str, Any]]:
@@ -199,14 +192,18 @@ class Protocol(Generic[H]):
 
     # --- the token endpoint -------------------------------------------------------------------
 
-    def _post(self, endpoint: str, form: Form, what: str,
-              by_code: dict[str, type[ProviderError]] | None = None) -> Flow[dict[str, Any]]:
-        """POST an authenticated form to one of the provider's endpoints; its JSON answer."""
+    def _send(self, endpoint: str, form: Form) -> Flow[httpx.Response | None]:
+        """POST an authenticated form to one of the provider's endpoints."""
         meta = yield from self._discover()
         url = meta.endpoint(endpoint)
         headers = {"Accept": "application/json"}
         self.authentication.apply(form, headers, meta.issuer, self._clock())
-        return _answer((yield request("POST", url, data=form, headers=headers)), what, by_code)
+        return (yield request("POST", url, data=form, headers=headers))
+
+    def _post(self, endpoint: str, form: Form, what: str,
+              by_code: dict[str, type[ProviderError]] | None = None) -> Flow[dict[str, Any]]:
+        """`_send`, and its JSON answer."""
+        return _answer((yield from self._send(endpoint, form)), what, by_code)
 
     def _token_set(self, body: dict[str, Any], previous: TokenSet | None = None, require_id_token: bool = False,
                    **expected: Any) -> Flow[TokenSet]:
@@ -353,12 +350,8 @@ class Protocol(Generic[H]):
         return body
 
     def _revoke(self, token: str, hint: str | None) -> Flow[None]:
-        meta = yield from self._discover()
-        url = meta.endpoint("revocation_endpoint")
         form: Form = {"token": token} if hint is None else {"token": token, "token_type_hint": hint}
-        headers: dict[str, str] = {}
-        self.authentication.apply(form, headers, meta.issuer, self._clock())
-        response = yield request("POST", url, data=form, headers=headers)
+        response = yield from self._send("revocation_endpoint", form)
         if response is None or response.status_code != 200:  # RFC 7009 §2.2: 200 whatever the token was
             _answer(response, "revocation endpoint")
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -31,7 +32,9 @@ __all__ = [
     "PublicKey",
     "VerifiedJWS",
     "b64url_decode",
+    "is_numeric_date",
     "key_from_jwk",
+    "keys_from_jwks",
     "public_jwk",
     "sign",
     "verify",
@@ -225,3 +228,21 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> tuple[str, str, PublicKey] | None:
     if jwk.get("alg", alg) != alg:
         return None
     return kid, alg, key
+
+
+def keys_from_jwks(document: Any) -> dict[str, tuple[str, PublicKey]]:
+    """kid -> (alg, public key) for every usable signing key of a JWKS document; anything else
+    (a malformed document, encryption keys, key types we do not verify with) is left out."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    keys: dict[str, tuple[str, PublicKey]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        parsed = key_from_jwk(entry) if isinstance(entry, dict) else None
+        if parsed is not None:
+            keys[parsed[0]] = (parsed[1], parsed[2])
+    return keys
+
+
+def is_numeric_date(value: Any) -> TypeGuard[float]:
+    """An RFC 7519 NumericDate (`exp`, `iat`, `nbf`, `auth_time`): a number, not a bool, and finite,
+    since a NaN compares false against every bound and would never expire."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

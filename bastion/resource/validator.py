@@ -17,18 +17,16 @@ needs and receives their responses; `validate` (async) and `validate_sync` only 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import math
 import re
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
-from urllib.parse import quote_plus
+from typing import Any
 
 import httpx
 
+from ..client.auth import basic_authorization
 from ..core import jose
 from ..sansio import Flow as _Flow
 from ..sansio import drive_async, drive_sync, request
@@ -42,7 +40,6 @@ MAX_TOKEN_LENGTH = 16384
 INTROSPECTION_CACHE_SIZE = 10_000
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 """RFC 6750 §2.1 `b64token`: the only shape a bearer token can have, checked before any I/O."""
-
 
 
 class InvalidToken(Exception):
@@ -108,11 +105,6 @@ def _json(response: httpx.Response | None, failure: str) -> Any:
         raise InvalidToken(failure) from None
 
 
-def _number(value: Any) -> TypeGuard[float]:
-    # finite: a NaN `exp` would compare false against every bound and never expire
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _access_token(claims: dict[str, Any]) -> AccessToken:
     sub, scope, client_id = claims.get("sub"), claims.get("scope"), claims.get("client_id")
     if not isinstance(sub, str):
@@ -142,10 +134,7 @@ class TokenValidator:
         self.introspection_ttl = introspection_ttl
         self._jwks_uri = jwks_uri
         self._metadata: dict[str, Any] | None = None
-        self._basic: str | None = None
-        if introspection is not None:  # client_secret_basic: form-encoded, then base64 (RFC 6749 §2.3.1)
-            pair = f"{quote_plus(introspection[0])}:{quote_plus(introspection[1])}"
-            self._basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        self._basic = basic_authorization(*introspection) if introspection is not None else None
         self._http, self._sync_http = http, sync_http
         self._clock = clock
         self._cache = _KeyCache()
@@ -212,11 +201,11 @@ class TokenValidator:
         if claims.get("iss") != self.issuer:
             raise InvalidToken("wrong issuer")
         self._check_audience(claims.get("aud"))
-        if not _number(exp) or exp + self.leeway <= now:
+        if not jose.is_numeric_date(exp) or exp + self.leeway <= now:
             raise InvalidToken("expired")
-        if not _number(iat) or iat - self.leeway > now:
+        if not jose.is_numeric_date(iat) or iat - self.leeway > now:
             raise InvalidToken("issued in the future")
-        if nbf is not None and (not _number(nbf) or nbf - self.leeway > now):
+        if nbf is not None and (not jose.is_numeric_date(nbf) or nbf - self.leeway > now):
             raise InvalidToken("not yet valid")
         return _access_token(claims)
 
@@ -243,13 +232,7 @@ class TokenValidator:
                 raise InvalidToken("the provider's metadata does not match the issuer")
             self._jwks_uri = jwks_uri
         document = _json((yield _request("GET", self._jwks_uri)), "the provider's keys could not be fetched")
-        entries = document.get("keys") if isinstance(document, dict) else None
-        keys: dict[str, tuple[str, jose.PublicKey]] = {}
-        for entry in entries if isinstance(entries, list) else []:
-            parsed = jose.key_from_jwk(entry) if isinstance(entry, dict) else None
-            if parsed is not None:
-                keys[parsed[0]] = (parsed[1], parsed[2])
-        self._cache.keys = keys
+        self._cache.keys = jose.keys_from_jwks(document)
 
     def _introspect(self, token: str, now: float) -> _Flow[AccessToken]:
         key = hashlib.sha256(token.encode("ascii")).digest()  # the cache holds no usable bearer tokens
@@ -268,7 +251,7 @@ class TokenValidator:
             except InvalidToken as exc:
                 outcome = str(exc)
             until = now + self.introspection_ttl
-            if isinstance(outcome, AccessToken) and _number(exp := outcome.claims.get("exp")):
+            if isinstance(outcome, AccessToken) and jose.is_numeric_date(exp := outcome.claims.get("exp")):
                 until = min(until, exp)
             self._remember(key, outcome, until)
         if isinstance(outcome, str):
@@ -282,7 +265,7 @@ class TokenValidator:
             raise InvalidToken("wrong issuer")
         self._check_audience(body.get("aud"))
         exp = body.get("exp")
-        if exp is not None and (not _number(exp) or exp + self.leeway <= now):
+        if exp is not None and (not jose.is_numeric_date(exp) or exp + self.leeway <= now):
             raise InvalidToken("expired")
         return _access_token(body)
 
