@@ -21,7 +21,7 @@ from bastion.demo import DEMO_API, FLASK_EXAMPLE
 from bastion.integrations.flask import SESSION_ID, USER
 from tests.integrations.conftest import REPO_ROOT, LiveBastion
 from tests.integrations.helpers import session_payload
-from tests.live_server import free_port
+from tests.live_server import free_port, stop_process
 from tests.ui.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, new_context
 
 LOGIN_SUBMIT = 'form:has(input[name="password"]) button[type="submit"]'
@@ -50,12 +50,7 @@ def running(args: list[str], env: dict[str, str], ready_url: str, log_path: Path
                 print(f"[{args[-1]}] log:\n{log_path.read_text()[-4000:]}")
                 raise
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 @pytest.mark.ui

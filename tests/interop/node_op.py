@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tests.live_server import stop_process
+
 HERE = Path(__file__).resolve().parent
 OP_SERVER = HERE / "op_server.mjs"
 STEP_LIMIT = 20
@@ -205,13 +207,7 @@ class NodeOP:
         """Terminates node (SIGTERM, then SIGKILL after 5 s), reaps it, removes the temp dir."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            stop_process(proc, timeout=5)
             self._stderr_at_stop = self.stderr
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
