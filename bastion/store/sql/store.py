@@ -491,12 +491,9 @@ class SQLStore:
             "user_id": token.user_id, "scope": format_scope(token.scope), "created_at": token.created_at,
             "expires_at": token.expires_at, "consumed_at": token.consumed_at}
 
-    def _insert_access_token(self, token: AccessTokenRecord) -> sa.Executable:
-        table, values = self._access_token_row(token)
-        return sa.insert(table).values(values)
-
-    def _insert_refresh_token(self, token: RefreshToken) -> sa.Executable:
-        table, values = self._refresh_token_row(token)
+    @staticmethod
+    def _insert(row: tuple[sa.Table, dict[str, Any]]) -> sa.Executable:
+        table, values = row
         return sa.insert(table).values(values)
 
     def _token_rows(self, access: AccessTokenRecord | None,
@@ -525,21 +522,17 @@ class SQLStore:
         async with self._db.begin() as conn:
             if (await conn.execute(consume)).rowcount != 1:
                 return False
-            for target, values in rows:
-                await conn.execute(sa.insert(target).values(values))
+            for row in rows:
+                await conn.execute(self._insert(row))
             return True
 
     async def record_access_token(self, token: AccessTokenRecord) -> None:
-        await self._write(self._insert_access_token(token))
+        await self._write(self._insert(self._access_token_row(token)))
 
     async def record_tokens(self, access: AccessTokenRecord | None, refresh: RefreshToken | None) -> None:
-        statements: list[sa.Executable] = []
-        if access is not None:
-            statements.append(self._insert_access_token(access))
-        if refresh is not None:
-            statements.append(self._insert_refresh_token(refresh))
-        if statements:
-            await self._write(*statements)
+        rows = self._token_rows(access, refresh)
+        if rows:
+            await self._write(*map(self._insert, rows))
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         row = await self._one(sa.select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash))
@@ -584,7 +577,7 @@ class SQLStore:
         at = t.access_tokens
         if await self.get_access_token(jti=token.jti) is None:
             try:
-                await self._write(self._insert_access_token(replace(token, revoked_at=now)))
+                await self._write(self._insert(self._access_token_row(replace(token, revoked_at=now))))
                 return
             except IntegrityError:
                 pass  # recorded concurrently: fall through to the update
