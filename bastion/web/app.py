@@ -53,7 +53,7 @@ class AccessLog:
         self.log = logging.getLogger("bastion.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not self.log.isEnabledFor(logging.INFO):  # BASTION_ACCESS_LOG off
             await self.app(scope, receive, send)
             return
         start, status = time.perf_counter(), 0
@@ -67,9 +67,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            if self.log.isEnabledFor(logging.INFO):
-                self.log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
-                              (time.perf_counter() - start) * 1000)
+            elapsed_ms = (time.perf_counter() - start) * 1000
+            self.log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed_ms)
 
 
 HOUSEKEEPING_INTERVAL = 3600.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 MAX_BODY = 64 * 1024
+MAX_FIELDS = 200
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -88,7 +89,7 @@ def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 def parse_query(query: str) -> list[tuple[str, str]]:
     try:
-        return parse_qsl(query, keep_blank_values=True, max_num_fields=200)
+        return form_pairs(query)
     except ValueError:
         raise InvalidRequest("Too many parameters") from None
 
@@ -115,13 +116,11 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
         raise InvalidRequest("The request body is not valid form data") from None
 
 
-MAX_FIELDS = 200
-
 
 def form_pairs(text: str) -> list[tuple[str, str]]:
     """`parse_qsl(text, keep_blank_values=True, max_num_fields=200)`, with the percent-decoding done
     only for the pieces that have something to decode: a token request's values rarely do, and
-    this parse is on every token request."""
+    this parse is on every request with parameters (query or form)."""
     if text.count("&") >= MAX_FIELDS:
         raise ValueError("Max number of fields exceeded")
     pairs = []
