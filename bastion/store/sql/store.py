@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager, closing
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -35,6 +34,7 @@ from ...core.models import (
 from ...core.scopes import format_scope, parse_scope
 from ..base import DuplicateError
 from . import tables as t
+from .hot import HotSQL, PostgresDriver, SQLiteDriver
 
 __all__ = ["SQLStore", "create_engine", "create_store"]
 
@@ -66,7 +66,8 @@ def create_engine(url: str) -> AsyncEngine:
         return engine
     # No pre-ping: it costs a round trip per checkout. A connection that died with the server is
     # detected on use instead; the pool then drops every older connection, and reads retry once.
-    return create_async_engine(url, pool_size=20, max_overflow=0, pool_timeout=30, hide_parameters=True)
+    # The statements of token requests have a pool of their own (`hot.PostgresDriver`).
+    return create_async_engine(url, pool_size=10, max_overflow=0, pool_timeout=30, hide_parameters=True)
 
 
 def create_store(url: str) -> SQLStore:
@@ -79,7 +80,7 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
     return "unique" in message or "duplicate key" in message
 
 
-def _client(row: sa.Row[Any]) -> Client:
+def _client(row: Any) -> Client:
     return Client(
         client_id=row.client_id, client_name=row.client_name, secret_hash=row.secret_hash,
         token_endpoint_auth_method=row.token_endpoint_auth_method,
@@ -91,19 +92,19 @@ def _client(row: sa.Row[Any]) -> Client:
     )
 
 
-def _grant(row: sa.Row[Any]) -> Grant:
+def _grant(row: Any) -> Grant:
     return Grant(grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id, scope=parse_scope(row.scope),
                  created_at=row.created_at, revoked_at=row.revoked_at, auth_time=row.auth_time, acr=row.acr,
                  amr=tuple(row.amr), claims=row.claims, resources=tuple(row.resources), expires_at=row.expires_at)
 
 
-def _refresh_token(row: sa.Row[Any]) -> RefreshToken:
+def _refresh_token(row: Any) -> RefreshToken:
     return RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
                         user_id=row.user_id, scope=parse_scope(row.scope), created_at=row.created_at,
                         expires_at=row.expires_at, consumed_at=row.consumed_at)
 
 
-def _access_token(row: sa.Row[Any]) -> AccessTokenRecord:
+def _access_token(row: Any) -> AccessTokenRecord:
     return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id,
                              scope=parse_scope(row.scope), expires_at=row.expires_at,
                              revoked_at=row.revoked_at or row.grant_revoked_at,
@@ -111,23 +112,18 @@ def _access_token(row: sa.Row[Any]) -> AccessTokenRecord:
                              audience=tuple(row.audience))
 
 
-def _prefixed(row: sa.Row[Any], prefix: str) -> Any:
-    """The columns of one joined table (labelled `prefix` + name), with their own names again."""
-    return SimpleNamespace(**{k[len(prefix):]: v for k, v in row._mapping.items() if k.startswith(prefix)})
-
-
-def _user(row: sa.Row[Any]) -> User:
+def _user(row: Any) -> User:
     return User(id=row.id, username=row.username, password_hash=row.password_hash, claims=dict(row.claims),
                 created_at=row.created_at, updated_at=row.updated_at)
 
 
-def _interaction(row: sa.Row[Any]) -> Interaction:
+def _interaction(row: Any) -> Interaction:
     return Interaction(uid=row.uid, binding_hash=row.binding_hash, request=dict(row.request),
                        created_at=row.created_at, expires_at=row.expires_at, login_at=row.login_at,
                        consent_given=bool(row.consent_given), user_id=row.user_id)
 
 
-def _code(row: sa.Row[Any]) -> AuthorizationCode:
+def _code(row: Any) -> AuthorizationCode:
     return AuthorizationCode(
         code_hash=row.code_hash, grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id,
         redirect_uri=row.redirect_uri, code_challenge=row.code_challenge, scope=parse_scope(row.scope),
@@ -148,6 +144,12 @@ class _Connection:
 
 def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def _prepare_sqlite(conn: sqlite3.Connection) -> None:
+    """The hot statements' connection is set up like the engine's (see `_LoopSQLite`)."""
+    _sqlite_pragmas(conn, None)
+    _no_autocheckpoint(conn, None)
 
 
 class _Checkpointer:
@@ -217,15 +219,32 @@ class SQLStore:
         self.engine = engine  # also for migrations, schema checks, and tests that look at rows
         self._db: Any
         self._reader: Any
+        driver: SQLiteDriver | PostgresDriver
         if engine.dialect.name == "sqlite":
             self._db = self._reader = _LoopSQLite(engine.url.render_as_string(hide_password=False))
+            driver = SQLiteDriver(self._db.engine.url.database or "", _prepare_sqlite)
         else:
             self._db = engine
             # A read is one statement and needs no transaction: autocommit saves the BEGIN and
             # ROLLBACK round trips around it.
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+            driver = PostgresDriver(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                                    max_size=20)
+        self._hot = hot = HotSQL(driver)
+        g, u = t.grants, t.users
+        with_grant = [(g, "g", "g.grant_id = t.grant_id", None), (u, "u", "u.id = g.user_id", None)]
+        self._client_by_id = hot.select(t.clients, [("client_id", "=")])
+        self._user_by_id = hot.select(u, [("id", "=")])
+        self._live_session = hot.select(t.sessions, [("session_hash", "="), ("expires_at", ">")])
+        self._consent = hot.select(t.consents, [("user_id", "="), ("client_id", "=")])
+        grant_revoked = [(g, "g", "g.grant_id = t.grant_id", ["revoked_at"])]
+        self._access_token_by = {key: hot.select(t.access_tokens, [(key, "=")], grant_revoked)
+                                 for key in ("jti", "token_hash")}
+        self._refresh_family = hot.select(t.refresh_tokens, [("token_hash", "=")], with_grant)
+        self._code_family = hot.select(t.authorization_codes, [("code_hash", "=")], with_grant)
 
     async def close(self) -> None:
+        await self._hot.driver.close()
         if isinstance(self._db, _LoopSQLite):
             self._db.close()
         await self.engine.dispose()
@@ -258,8 +277,8 @@ class SQLStore:
 
     # Clients
     async def get_client(self, client_id: str) -> Client | None:
-        row = await self._one(sa.select(t.clients).where(t.clients.c.client_id == client_id))
-        return _client(row) if row else None
+        row = await self._hot.one(self._client_by_id, client_id)
+        return _client(row[0]) if row else None
 
     async def create_client(self, client: Client) -> None:
         values = {
@@ -297,8 +316,8 @@ class SQLStore:
 
     # Users
     async def get_user(self, user_id: str) -> User | None:
-        row = await self._one(sa.select(t.users).where(t.users.c.id == user_id))
-        return _user(row) if row else None
+        row = await self._hot.one(self._user_by_id, user_id)
+        return _user(row[0]) if row else None
 
     async def get_user_by_username(self, username: str) -> User | None:
         row = await self._one(sa.select(t.users).where(t.users.c.username == username))
@@ -361,10 +380,10 @@ class SQLStore:
         ))
 
     async def get_session(self, session_hash: str, now: datetime) -> BrowserSession | None:
-        row = await self._one(sa.select(t.sessions).where(
-            t.sessions.c.session_hash == session_hash, t.sessions.c.expires_at > now))
-        if row is None:
+        found = await self._hot.one(self._live_session, session_hash, now)
+        if found is None:
             return None
+        row = found[0]
         return BrowserSession(row.session_hash, row.user_id, row.auth_time, row.expires_at, tuple(row.amr))
 
     async def delete_session(self, session_hash: str) -> None:
@@ -399,9 +418,11 @@ class SQLStore:
 
     # Consent
     async def get_consent(self, user_id: str, client_id: str) -> Consent | None:
-        row = await self._one(sa.select(t.consents).where(
-            t.consents.c.user_id == user_id, t.consents.c.client_id == client_id))
-        return Consent(row.user_id, row.client_id, parse_scope(row.scope), row.granted_at) if row else None
+        found = await self._hot.one(self._consent, user_id, client_id)
+        if found is None:
+            return None
+        row = found[0]
+        return Consent(row.user_id, row.client_id, parse_scope(row.scope), row.granted_at)
 
     async def save_consent(self, consent: Consent) -> None:
         # An upsert, so that two tabs consenting at once both succeed (a delete-then-insert races).
@@ -425,12 +446,12 @@ class SQLStore:
 
     # Grants, codes, tokens
     @staticmethod
-    def _insert_grant(grant: Grant) -> sa.Executable:
-        return sa.insert(t.grants).values(
-            grant_id=grant.grant_id, client_id=grant.client_id, user_id=grant.user_id,
-            scope=format_scope(grant.scope), created_at=grant.created_at, revoked_at=grant.revoked_at,
-            auth_time=grant.auth_time, acr=grant.acr, amr=list(grant.amr), claims=grant.claims,
-            resources=list(grant.resources), expires_at=grant.expires_at)
+    def _grant_row(grant: Grant) -> tuple[sa.Table, dict[str, Any]]:
+        return t.grants, {
+            "grant_id": grant.grant_id, "client_id": grant.client_id, "user_id": grant.user_id,
+            "scope": format_scope(grant.scope), "created_at": grant.created_at, "revoked_at": grant.revoked_at,
+            "auth_time": grant.auth_time, "acr": grant.acr, "amr": list(grant.amr), "claims": grant.claims,
+            "resources": list(grant.resources), "expires_at": grant.expires_at}
 
     async def get_grant(self, grant_id: str) -> Grant | None:
         row = await self._one(sa.select(t.grants).where(t.grants.c.grant_id == grant_id))
@@ -443,7 +464,7 @@ class SQLStore:
         return [_grant(r) for r in await self._all(query.order_by(t.grants.c.created_at.desc()))]
 
     async def create_grant(self, grant: Grant) -> None:
-        await self._write(self._insert_grant(grant))
+        await self._write(self._insert(self._grant_row(grant)))
 
     async def revoke_grant(self, grant_id: str, now: datetime) -> None:
         await self._write(
@@ -455,13 +476,13 @@ class SQLStore:
         )
 
     async def save_authorization_code(self, code: AuthorizationCode, grant: Grant | None = None) -> None:
-        statements: list[sa.Executable] = [] if grant is None else [self._insert_grant(grant)]
-        await self._write(*statements, sa.insert(t.authorization_codes).values(
-            code_hash=code.code_hash, grant_id=code.grant_id, client_id=code.client_id, user_id=code.user_id,
-            redirect_uri=code.redirect_uri, code_challenge=code.code_challenge, scope=format_scope(code.scope),
-            nonce=code.nonce, claims=code.claims, acr=code.acr, amr=list(code.amr), session_id=code.session_id,
-            auth_time=code.auth_time, expires_at=code.expires_at, consumed_at=None,
-        ))
+        code_row = (t.authorization_codes, {
+            "code_hash": code.code_hash, "grant_id": code.grant_id, "client_id": code.client_id,
+            "user_id": code.user_id, "redirect_uri": code.redirect_uri, "code_challenge": code.code_challenge,
+            "scope": format_scope(code.scope), "nonce": code.nonce, "claims": code.claims, "acr": code.acr,
+            "amr": list(code.amr), "session_id": code.session_id, "auth_time": code.auth_time,
+            "expires_at": code.expires_at, "consumed_at": None})
+        await self._hot.insert(([] if grant is None else [self._grant_row(grant)]) + [code_row])
 
     async def get_authorization_code(self, code_hash: str) -> AuthorizationCode | None:
         row = await self._one(sa.select(t.authorization_codes).where(t.authorization_codes.c.code_hash == code_hash))
@@ -469,12 +490,16 @@ class SQLStore:
 
     async def get_authorization_code_with_grant(
             self, code_hash: str) -> tuple[AuthorizationCode, Grant | None, User | None] | None:
-        return await self._with_grant(t.authorization_codes, t.authorization_codes.c.code_hash == code_hash, _code)
+        found = await self._hot.one(self._code_family, code_hash)
+        if found is None:
+            return None
+        code, grant, user = found
+        return _code(code), _grant(grant) if grant else None, _user(user) if user else None
 
     async def consume_authorization_code(self, code_hash: str, now: datetime, access: AccessTokenRecord | None = None,
                                          refresh: RefreshToken | None = None) -> bool:
-        ac = t.authorization_codes
-        return await self._consume(ac, ac.c.code_hash == code_hash, now, self._token_rows(access, refresh))
+        return await self._hot.consume(t.authorization_codes, "code_hash", code_hash, now,
+                                       self._token_rows(access, refresh))
 
     @staticmethod
     def _access_token_row(token: AccessTokenRecord) -> tuple[sa.Table, dict[str, Any]]:
@@ -501,76 +526,41 @@ class SQLStore:
         return ([self._access_token_row(access)] if access is not None else []) + (
             [self._refresh_token_row(refresh)] if refresh is not None else [])
 
-    async def _consume(self, table: sa.Table, where: sa.ColumnElement[bool], now: datetime,
-                       rows: Sequence[tuple[sa.Table, dict[str, Any]]]) -> bool:
-        """Mark one unconsumed row consumed and insert `rows` (what it buys), atomically: True for
-        exactly one of any number of racing callers; the others, and a failed insert, write nothing.
-
-        On PostgreSQL this is one statement (data-modifying CTEs, each insert fed by the update's one
-        row), so one round trip; elsewhere a transaction.
-        """
-        consume = sa.update(table).where(where, table.c.consumed_at.is_(None)).values(consumed_at=now)
-        if self._db is self.engine:  # PostgreSQL
-            consumed = consume.returning(table.c.consumed_at).cte("consumed")
-            statement = sa.select(sa.func.count()).select_from(consumed)
-            for n, (target, values) in enumerate(rows):
-                source = sa.select(*(sa.literal(v, target.c[k].type).label(k) for k, v in values.items()))
-                insert = sa.insert(target).from_select(list(values), source.select_from(consumed))
-                statement = statement.add_cte(insert.cte(f"insert_{n}"))
-            async with self._reader.connect() as conn:
-                return bool((await conn.execute(statement)).scalar_one() == 1)
-        async with self._db.begin() as conn:
-            if (await conn.execute(consume)).rowcount != 1:
-                return False
-            for row in rows:
-                await conn.execute(self._insert(row))
-            return True
-
     async def record_access_token(self, token: AccessTokenRecord) -> None:
-        await self._write(self._insert(self._access_token_row(token)))
+        await self._hot.insert([self._access_token_row(token)])
 
     async def record_tokens(self, access: AccessTokenRecord | None, refresh: RefreshToken | None) -> None:
-        rows = self._token_rows(access, refresh)
-        if rows:
-            await self._write(*map(self._insert, rows))
+        await self._hot.insert(self._token_rows(access, refresh))
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         row = await self._one(sa.select(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash))
         return _refresh_token(row) if row else None
 
     async def get_refresh_token_family(self, token_hash: str) -> tuple[RefreshToken, Grant | None, User | None] | None:
-        return await self._with_grant(t.refresh_tokens, t.refresh_tokens.c.token_hash == token_hash, _refresh_token)
-
-    async def _with_grant(self, table: sa.Table, where: sa.ColumnElement[bool],
-                          build: Callable[[sa.Row[Any]], T]) -> tuple[T, Grant | None, User | None] | None:
-        """A code or token row with its grant and the grant's user, in one read (outer joins)."""
-        g, u = t.grants, t.users
-        query = (sa.select(table, *(c.label(f"g_{c.name}") for c in g.c), *(c.label(f"u_{c.name}") for c in u.c))
-                 .select_from(table.outerjoin(g, g.c.grant_id == table.c.grant_id)
-                              .outerjoin(u, u.c.id == g.c.user_id))
-                 .where(where))
-        row = await self._one(query)
-        if row is None:
+        found = await self._hot.one(self._refresh_family, token_hash)
+        if found is None:
             return None
-        grant, user = _prefixed(row, "g_"), _prefixed(row, "u_")
-        return (build(row), _grant(grant) if grant.grant_id is not None else None,
-                _user(user) if user.id is not None else None)
+        token, grant, user = found
+        return _refresh_token(token), _grant(grant) if grant else None, _user(user) if user else None
 
     async def rotate_refresh_token(self, token_hash: str, now: datetime, new: RefreshToken,
                                    access: AccessTokenRecord | None) -> bool:
-        rt = t.refresh_tokens
-        return await self._consume(rt, rt.c.token_hash == token_hash, now, self._token_rows(access, new))
+        return await self._hot.consume(t.refresh_tokens, "token_hash", token_hash, now,
+                                       self._token_rows(access, new))
 
     async def get_access_token(self, *, jti: str | None = None,
                                token_hash: str | None = None) -> AccessTokenRecord | None:
-        if jti is None and token_hash is None:
-            return None  # `token_hash == None` would match every JWT row
-        at, g = t.access_tokens, t.grants
-        query = sa.select(at, g.c.revoked_at.label("grant_revoked_at")).select_from(
-            at.outerjoin(g, g.c.grant_id == at.c.grant_id))
-        query = query.where(at.c.jti == jti) if jti is not None else query.where(at.c.token_hash == token_hash)
-        row = await self._one(query)
-        return _access_token(row) if row else None
+        if jti is not None:
+            found = await self._hot.one(self._access_token_by["jti"], jti)
+        elif token_hash is not None:
+            found = await self._hot.one(self._access_token_by["token_hash"], token_hash)
+        else:
+            return None  # `token_hash IS NULL` would match every JWT row
+        if found is None:
+            return None
+        token, grant = found
+        token.grant_revoked_at = grant.revoked_at if grant else None
+        return _access_token(token)
 
     async def revoke_access_token(self, token: AccessTokenRecord, now: datetime) -> None:
         """Mark a recorded token revoked, or add an unrecorded JWT to the denylist until it expires."""
@@ -646,7 +636,7 @@ class SQLStore:
             if result.rowcount != 1:
                 return False
             if grant is not None:
-                await conn.execute(self._insert_grant(grant))
+                await conn.execute(self._insert(self._grant_row(grant)))
             return True
 
     async def consume_device_authorization(self, device_code_hash: str) -> bool:

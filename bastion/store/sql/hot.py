@@ -1,0 +1,288 @@
+"""The statements of every token request, run on the database drivers themselves (asyncpg, sqlite3).
+
+SQLAlchemy Core builds and runs every other statement. These few run on each token, UserInfo and
+introspection request, where SQLAlchemy's async execution costs about 260 µs of CPU per PostgreSQL
+query against about 35 µs for an asyncpg prepared statement (measured on one connection; see the
+closing notes of bench/). Their SQL is generated once from the table metadata in `tables.py`, so the
+schema keeps one definition, and values are stored exactly as SQLAlchemy stores them: datetimes as
+naive UTC (SQLite: its text format, so that comparisons stay textual and right), JSON as text.
+
+The SQL text holds only identifiers from `tables.py` (looked up there, so a misspelt one fails at
+start-up) and fixed operators; every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from .tables import UTCDateTime
+
+__all__ = ["HotSQL", "PostgresDriver", "SQLiteDriver", "Select"]
+
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DATETIME on SQLite
+Row = tuple[sa.Table, dict[str, Any]]
+Convert = Callable[[Any], Any]
+
+
+# Values in and out, by column type
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    return _naive_utc(value).strftime(SQLITE_DATETIME)
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def _nullable(convert: Convert) -> Convert:
+    return lambda value: None if value is None else convert(value)
+
+
+def _encoder(column: sa.Column[Any], sqlite: bool) -> Convert | None:
+    if isinstance(column.type, UTCDateTime):
+        return _nullable(_sqlite_datetime if sqlite else _naive_utc)
+    if isinstance(column.type, sa.JSON):
+        return json.dumps  # None becomes JSON null, as SQLAlchemy stores it
+    return None
+
+
+def _decoder(column: sa.Column[Any]) -> Convert | None:
+    if isinstance(column.type, UTCDateTime):
+        return _nullable(_aware)
+    if isinstance(column.type, sa.JSON):
+        return _nullable(json.loads)
+    return None
+
+
+def _encode(encoders: Sequence[Convert | None], values: Sequence[Any]) -> list[Any]:
+    return [v if encode is None else encode(v) for encode, v in zip(encoders, values, strict=True)]
+
+
+class _Columns:
+    """Some columns of one table in a SELECT list, and how each value comes back as Python."""
+
+    def __init__(self, table: sa.Table, alias: str, names: Sequence[str] | None = None) -> None:
+        columns = [table.c[n] for n in names] if names is not None else list(table.c)
+        self.names = [c.name for c in columns]
+        self.decoders = [_decoder(c) for c in columns]
+        self.sql = ", ".join(f"{alias}.{c.name}" for c in columns)
+        self.key = self.names[0]  # NULL only when an outer join found no row
+
+    def decode(self, values: Sequence[Any]) -> SimpleNamespace | None:
+        if values[0] is None:
+            return None
+        return SimpleNamespace(**{name: value if decode is None else decode(value) for name, decode, value
+                                  in zip(self.names, self.decoders, values, strict=True)})
+
+
+class Select:
+    """`SELECT` a table's row by some of its columns, with outer-joined rows of other tables."""
+
+    def __init__(self, sqlite: bool, table: sa.Table, where: Sequence[tuple[str, str]],
+                 joins: Sequence[tuple[sa.Table, str, str, Sequence[str] | None]] = ()) -> None:
+        """`where`: (column, operator) pairs, one argument each; `joins`: (table, alias, ON, columns)."""
+        self.parts = [_Columns(table, "t")] + [_Columns(j, alias, names) for j, alias, _, names in joins]
+        self.encoders = [_encoder(table.c[name], sqlite) for name, _ in where]
+        placeholder = _placeholder(sqlite)
+        self.sql = (f"SELECT {', '.join(p.sql for p in self.parts)} FROM {table.name} t"  # noqa: S608
+                    + "".join(f" LEFT JOIN {j.name} {alias} ON {on}" for j, alias, on, _ in joins)
+                    + " WHERE " + " AND ".join(f"t.{name} {op} {placeholder(n)}"
+                                               for n, (name, op) in enumerate(where, 1)))
+
+    def decode(self, row: Sequence[Any]) -> list[Any]:
+        """One namespace per table (by column name), None for a joined row not found."""
+        decoded: list[Any] = []
+        start = 0
+        for part in self.parts:
+            decoded.append(part.decode(row[start:start + len(part.names)]))
+            start += len(part.names)
+        return decoded
+
+
+def _placeholder(sqlite: bool) -> Callable[[int], str]:
+    return (lambda n: f"?{n}") if sqlite else (lambda n: f"${n}")
+
+
+def _pg_type(column: sa.Column[Any]) -> str:
+    return column.type.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
+
+
+class HotSQL:
+    """The hot reads and writes, with their SQL generated once per shape and cached."""
+
+    def __init__(self, driver: PostgresDriver | SQLiteDriver) -> None:
+        self.driver = driver
+        self.sqlite = isinstance(driver, SQLiteDriver)
+        self._writes: dict[tuple[Any, ...], tuple[list[str], list[list[Convert | None]]]] = {}
+
+    def select(self, table: sa.Table, where: Sequence[tuple[str, str]],
+               joins: Sequence[tuple[sa.Table, str, str, Sequence[str] | None]] = ()) -> Select:
+        return Select(self.sqlite, table, where, joins)
+
+    async def one(self, query: Select, *args: Any) -> list[Any] | None:
+        row = await self.driver.fetchrow(query.sql, _encode(query.encoders, args))
+        return None if row is None else query.decode(row)
+
+    async def insert(self, rows: Sequence[Row]) -> None:
+        """Insert rows atomically: on PostgreSQL in one statement (one round trip)."""
+        if rows:
+            await self._write(None, [], rows)
+
+    async def consume(self, table: sa.Table, key: str, value: str, now: datetime, rows: Sequence[Row]) -> bool:
+        """Set `consumed_at` on the row where `key` = `value` if unset, and insert `rows` with it,
+        atomically: True for exactly one of any number of racing callers; the others, and a failed
+        insert, write nothing. On PostgreSQL one statement (data-modifying CTEs, each insert fed by the
+        update's one row), so one round trip."""
+        placeholder = _placeholder(self.sqlite)
+        update = (f"UPDATE {table.name} SET consumed_at = {placeholder(1)} "  # noqa: S608
+                  f"WHERE {key} = {placeholder(2)} AND consumed_at IS NULL")
+        stamp = _encoder(table.c.consumed_at, self.sqlite)
+        return await self._write(update, [stamp(now) if stamp else now, value], rows)
+
+    async def _write(self, update: str | None, head: list[Any], rows: Sequence[Row]) -> bool:
+        shape = (update, *((table.name, *values) for table, values in rows))
+        if shape not in self._writes:
+            self._writes[shape] = self._compile(update, rows)
+        sqls, encoders = self._writes[shape]
+        args = [_encode(e, list(values.values())) for e, (_, values) in zip(encoders, rows, strict=True)]
+        if isinstance(self.driver, SQLiteDriver):
+            statements = list(zip(sqls, args, strict=True))
+            return await self.driver.transaction([(update, head), *statements] if update else statements,
+                                                 guarded=update is not None)
+        flat = head + [a for row_args in args for a in row_args]
+        if update is None:
+            await self.driver.fetchval(sqls[0], flat)
+            return True
+        return bool(await self.driver.fetchval(sqls[0], flat) == 1)
+
+    def _compile(self, update: str | None, rows: Sequence[Row]) -> tuple[list[str], list[list[Convert | None]]]:
+        """SQLite: one INSERT per row (run in one transaction). PostgreSQL: one statement whose INSERTs
+        are CTEs; after an UPDATE, each inserts as many copies as the update changed rows (0 or 1), with
+        casts since the values then come from a SELECT list."""
+        placeholder = _placeholder(self.sqlite)
+        sqls: list[str] = []
+        encoders: list[list[Convert | None]] = []
+        n = 1 if update is None else 3
+        for table, values in rows:
+            columns = [table.c[name] for name in values]
+            if self.sqlite:
+                n = 1  # statements of their own
+            if update is None or self.sqlite:
+                body = f"VALUES ({', '.join(placeholder(n + i) for i in range(len(columns)))})"
+            else:
+                casts = ", ".join(f"{placeholder(n + i)}::{_pg_type(c)}" for i, c in enumerate(columns))
+                body = f"SELECT {casts} FROM consumed"  # noqa: S608
+            sqls.append(f"INSERT INTO {table.name} ({', '.join(values)}) {body}")
+            encoders.append([_encoder(c, self.sqlite) for c in columns])
+            n += len(columns)
+        if self.sqlite:
+            return sqls, encoders
+        if update is None:
+            ctes = ", ".join(f"i{i} AS ({sql})" for i, sql in enumerate(sqls[:-1]))
+            return [(f"WITH {ctes} " if ctes else "") + sqls[-1]], encoders
+        ctes = "".join(f", i{i} AS ({sql})" for i, sql in enumerate(sqls))
+        return [f"WITH consumed AS ({update} RETURNING 1){ctes} SELECT count(*) FROM consumed"], encoders  # noqa: S608
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """No reset query on release to the pool (asyncpg's default runs four statements in one round trip):
+    the hot statements never lock, listen, open cursors or change settings, and an open transaction
+    is still rolled back."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+# A connection the server closed (restart, failover, pg_terminate_backend): a read is retried once.
+# (InternalClientError: a connection whose server hung up mid-way can be left in a state asyncpg refuses.)
+_DROPPED = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.AdminShutdownError,
+            asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError,
+            asyncpg.exceptions.InternalClientError, ConnectionError)
+
+
+class PostgresDriver:
+    """An asyncpg pool, opened on first use (on the running event loop); asyncpg caches each
+    connection's prepared statements."""
+
+    def __init__(self, dsn: str, max_size: int) -> None:
+        self._dsn = dsn
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._opening: asyncio.Lock | None = None
+
+    async def _open(self) -> asyncpg.Pool:
+        self._opening = self._opening or asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._max_size,
+                                                       connection_class=_Connection)
+        return self._pool
+
+    async def fetchrow(self, sql: str, args: Sequence[Any]) -> Sequence[Any] | None:
+        pool = self._pool or await self._open()
+        try:
+            return await pool.fetchrow(sql, *args)  # type: ignore[no-any-return]
+        except _DROPPED:
+            pool.expire_connections()  # every idle connection may be dead too: all reconnect on next use
+            return await pool.fetchrow(sql, *args)  # type: ignore[no-any-return]
+
+    async def fetchval(self, sql: str, args: Sequence[Any]) -> Any:
+        """A write: never retried, since it may have been carried out before the connection broke."""
+        pool = self._pool or await self._open()
+        return await pool.fetchval(sql, *args)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+class SQLiteDriver:
+    """One sqlite3 connection, used right on the event loop (see `store._LoopSQLite` for why): since
+    nothing awaits inside a statement or transaction, this process's writes never wait on each other."""
+
+    def __init__(self, path: str, prepare: Callable[[sqlite3.Connection], None]) -> None:
+        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        prepare(self._conn)
+
+    async def fetchrow(self, sql: str, args: Sequence[Any]) -> Sequence[Any] | None:
+        # fetchall, not fetchone: the statement runs to its end, so no read transaction stays open.
+        rows = self._conn.execute(sql, args).fetchall()
+        return rows[0] if rows else None
+
+    async def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]], *, guarded: bool) -> bool:
+        """Run the statements in one transaction; when `guarded` and the first changes no row, roll
+        back and answer False."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for n, (sql, args) in enumerate(statements):
+                if conn.execute(sql, args).rowcount == 0 and guarded and n == 0:
+                    conn.execute("ROLLBACK")
+                    return False
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return True
+
+    async def close(self) -> None:
+        self._conn.close()
