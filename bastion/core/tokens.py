@@ -132,15 +132,15 @@ class ActiveAccessToken:
     user_id: str | None
     """The end-user, for tokens of a user's grant; None for client-credentials tokens."""
     record: AccessTokenRecord | None
+    user: User | None = None
+    """The end-user's record, read with the token (None also when the user is gone)."""
 
 
-async def _client_still_issued(provider: Provider, client_id: str, issued_at: int) -> bool:
-    """A token ends with its client, and a client_id registered again does not revive old tokens.
-
-    Read from the store, not the per-process cache: a deletion by another process counts at once.
-    """
-    client = await provider.store.get_client(client_id)
-    return client is not None and (client.created_at is None or issued_at >= _epoch(client.created_at))
+def _issued_to_registered_client(client_registered_at: datetime | None, issued_at: int) -> bool:
+    """A token ends with its client (`client_registered_at` None: gone), and a client_id registered again
+    does not revive old tokens. Always read from the store with the token, never from a per-process
+    cache: a deletion by another process counts at once."""
+    return client_registered_at is not None and issued_at >= _epoch(client_registered_at)
 
 
 async def resolve_access_token(provider: Provider, token: str) -> ActiveAccessToken | None:
@@ -157,26 +157,34 @@ async def resolve_access_token(provider: Provider, token: str) -> ActiveAccessTo
                 or not isinstance(client_id, str) or not isinstance(exp, int) or not isinstance(iat, int)
                 or exp <= _epoch(now)):
             return None
-        record = await provider.store.get_access_token(jti=jti)
-        if record is not None and record.revoked_at is not None:
+        found = await provider.store.get_access_token_with_owners(jti=jti)
+        if found is None:  # unrecorded: a client-credentials token (a user's grant's tokens are all recorded)
+            client = await provider.store.get_client(client_id)
+            record, registered_at, user = None, client.created_at if client else None, None
+        else:
+            record, registered_at, user = found
+        if record is not None and (record.revoked_at is not None or record.client_id != client_id):
             return None
-        if not await _client_still_issued(provider, client_id, iat):
+        if not _issued_to_registered_client(registered_at, iat):
             return None
         aud = claims.get("aud")
         audience = tuple(a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str))
-        # Tokens of a user's grant are always recorded; an unrecorded one is a client-credentials token.
         return ActiveAccessToken(jti, sub, client_id, parse_scope(claims.get("scope")), audience, iat, exp,
-                                 record.user_id if record else None, record)
+                                 record.user_id if record else None, record, user)
     if not 20 <= len(token) <= 100:
         return None
-    record = await provider.store.get_access_token(token_hash=hash_secret(token))
-    if record is None or record.revoked_at is not None or record.expires_at <= now:
+    found = await provider.store.get_access_token_with_owners(token_hash=hash_secret(token))
+    if found is None:
         return None
+    record, registered_at, user = found
     exp = _epoch(record.expires_at)
-    if not await _client_still_issued(provider, record.client_id, exp - provider.settings.access_token_ttl):
+    iat = exp - provider.settings.access_token_ttl
+    if record.revoked_at is not None or record.expires_at <= now:
+        return None
+    if not _issued_to_registered_client(registered_at, iat):
         return None
     return ActiveAccessToken(record.jti, record.user_id or record.client_id, record.client_id, record.scope,
-                             record.audience, exp - provider.settings.access_token_ttl, exp, record.user_id, record)
+                             record.audience, iat, exp, record.user_id, record, user)
 
 
 async def verify_access_token(provider: Provider, token: str) -> ActiveAccessToken:

@@ -813,6 +813,31 @@ async def test_concurrent_rotations_of_one_refresh_token_let_exactly_one_win(sto
     assert await store.get_refresh_token("rt-race") == refresh("rt-race", now, consumed_at=now + winner * MS)
 
 
+async def test_an_access_token_comes_with_its_clients_registration_and_its_user(store: Store, now: datetime) -> None:
+    registered = client("app", created_at=now - HOUR)
+    await store.create_client(registered)
+    await store.create_user(user())
+    await store.create_grant(grant("g1", now))
+    await store.record_access_token(opaque := token("at-1", now, token_hash="o" * 64))
+    await store.record_access_token(cc := token("at-cc", now, grant_id=None, user_id=None))
+
+    found = await store.get_access_token_with_owners(token_hash="o" * 64)
+    assert found is not None
+    assert found[0] == opaque and found[1] == registered.created_at and found[2] == await store.get_user("u-alice")
+    assert await store.get_access_token_with_owners(jti="at-1") == found
+    assert await store.get_access_token_with_owners(jti="at-cc") == (cc, registered.created_at, None)
+    assert await store.get_access_token_with_owners(jti="missing") is None
+    assert await store.get_access_token_with_owners() is None
+
+    # The user gone: no user (and the grant revoked); the client gone: no registration time.
+    await store.delete_user("u-alice", now)
+    assert await store.get_access_token_with_owners(jti="at-1") == (replace(opaque, revoked_at=now),
+                                                                    registered.created_at, None)
+    await store.delete_client("app", now)
+    gone = await store.get_access_token_with_owners(jti="at-cc")
+    assert gone is not None and gone[1] is None
+
+
 async def test_get_access_token_by_jti_or_hash_reflects_a_revoked_grant(store: Store, now: datetime) -> None:
     await store.create_grant(grant("g1", now))
     await store.create_grant(grant("g2", now))

@@ -14,10 +14,17 @@ async def test_rotation_is_picked_up_and_old_tokens_still_verify(
         flow: Flow, http: httpx.AsyncClient, provider: Provider) -> None:
     _, before = await flow.tokens()
     old_kid = jose.verify(before["id_token"], provider.keys.verification_keys, ["RS256"]).header["kid"]
+    unchanged = provider.keys
     assert not await refresh_keys(provider)  # nothing changed yet
+    assert provider.keys is unchanged  # nothing decrypted again (an RSA key takes ~36 ms to load)
 
+    retiring = provider.keys.signing_key("RS256")
     await rotate_keys(provider.store, provider.secret, provider.settings, provider.now(), ("RS256",))
     assert await refresh_keys(provider)
+    # Keys already loaded are kept (with their new retirement time), only the new one is decrypted.
+    kept = next(k for k in provider.keys.keys if k.kid == retiring.kid)
+    assert kept.private_key is retiring.private_key and kept.retire_at is not None
+    assert provider.keys.signing_key("RS256").kid != retiring.kid
 
     published = {k["kid"] for k in (await http.get("/jwks")).json()["keys"]}
     req = flow.request()

@@ -27,11 +27,6 @@ def _epoch(value: Any) -> int:
     return int(value.timestamp())
 
 
-async def _username(provider: Provider, user_id: str | None) -> dict[str, str]:
-    user = await provider.store.get_user(user_id) if user_id else None
-    return {"username": user.username} if user else {}
-
-
 async def _access_token(provider: Provider, client: Client, token: str) -> dict[str, Any] | None:
     active = await resolve_access_token(provider, token)
     if active is None:
@@ -44,7 +39,7 @@ async def _access_token(provider: Provider, client: Client, token: str) -> dict[
         "active": True, "scope": format_scope(active.scope), "client_id": active.client_id, "sub": active.subject,
         "aud": active.audience[0] if len(active.audience) == 1 else list(active.audience),
         "iss": provider.issuer, "exp": active.expires_at, "iat": active.issued_at, "jti": active.jti,
-        "token_type": "Bearer", **await _username(provider, active.user_id),
+        "token_type": "Bearer", **({"username": active.user.username} if active.user else {}),
     }
 
 

@@ -21,7 +21,7 @@ async def userinfo(provider: Provider, token: str) -> dict[str, Any]:
     active = await verify_access_token(provider, token)
     if "openid" not in active.scope:
         raise InsufficientScope("The access token was not granted the openid scope")
-    user = await provider.store.get_user(active.user_id) if active.user_id else None
+    user = active.user
     if user is None:
         raise InvalidToken("The access token does not belong to a user")
     requested = active.record.userinfo_claims if active.record else ()

@@ -104,10 +104,11 @@ def _refresh_token(row: Any) -> RefreshToken:
                         expires_at=row.expires_at, consumed_at=row.consumed_at)
 
 
-def _access_token(row: Any) -> AccessTokenRecord:
+def _access_token(row: Any, grant: Any) -> AccessTokenRecord:
+    """`grant`: its `revoked_at`, if the grant was found."""
     return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id, user_id=row.user_id,
                              scope=parse_scope(row.scope), expires_at=row.expires_at,
-                             revoked_at=row.revoked_at or row.grant_revoked_at,
+                             revoked_at=row.revoked_at or (grant.revoked_at if grant else None),
                              userinfo_claims=tuple(row.userinfo_claims), token_hash=row.token_hash,
                              audience=tuple(row.audience))
 
@@ -243,6 +244,10 @@ class SQLStore:
         grant_revoked = [(g, "g", "g.grant_id = t.grant_id", ["revoked_at"])]
         self._access_token_by = {key: hot.select(t.access_tokens, [(key, "=")], grant_revoked)
                                  for key in ("jti", "token_hash")}
+        owners = [*grant_revoked, (t.clients, "c", "c.client_id = t.client_id", ["client_id", "created_at"]),
+                  (u, "u", "u.id = t.user_id", None)]
+        self._access_token_with_owners_by = {key: hot.select(t.access_tokens, [(key, "=")], owners)
+                                             for key in ("jti", "token_hash")}
         self._refresh_family = hot.select(t.refresh_tokens, [("token_hash", "=")], with_grant)
         self._code_family = hot.select(t.authorization_codes, [("code_hash", "=")], with_grant)
 
@@ -553,17 +558,25 @@ class SQLStore:
 
     async def get_access_token(self, *, jti: str | None = None,
                                token_hash: str | None = None) -> AccessTokenRecord | None:
-        if jti is not None:
-            found = await self._hot.one(self._access_token_by["jti"], jti)
-        elif token_hash is not None:
-            found = await self._hot.one(self._access_token_by["token_hash"], token_hash)
-        else:
-            return None  # `token_hash IS NULL` would match every JWT row
+        found = await self._find_access_token(self._access_token_by, jti, token_hash)
+        return _access_token(*found) if found else None
+
+    async def get_access_token_with_owners(
+            self, *, jti: str | None = None, token_hash: str | None = None,
+    ) -> tuple[AccessTokenRecord, datetime | None, User | None] | None:
+        found = await self._find_access_token(self._access_token_with_owners_by, jti, token_hash)
         if found is None:
             return None
-        token, grant = found
-        token.grant_revoked_at = grant.revoked_at if grant else None
-        return _access_token(token)
+        token, grant, client, user = found
+        return _access_token(token, grant), client.created_at if client else None, _user(user) if user else None
+
+    async def _find_access_token(self, queries: dict[str, Any], jti: str | None,
+                                 token_hash: str | None) -> list[Any] | None:
+        if jti is not None:
+            return await self._hot.one(queries["jti"], jti)
+        if token_hash is not None:
+            return await self._hot.one(queries["token_hash"], token_hash)
+        return None  # `token_hash IS NULL` would match every JWT row
 
     async def revoke_access_token(self, token: AccessTokenRecord, now: datetime) -> None:
         """Mark a recorded token revoked, or add an unrecorded JWT to the denylist until it expires."""
