@@ -329,6 +329,9 @@ class SQLiteDriver:
         """Run the statements in one transaction; when `guarded` and the first changes no row, roll
         back and answer False."""
         conn = self._conn
+        if len(statements) == 1 and not guarded:
+            conn.execute(*statements[0])  # a statement is a transaction of its own: no BEGIN and COMMIT
+            return True
         conn.execute("BEGIN IMMEDIATE")
         try:
             for n, (sql, args) in enumerate(statements):
