@@ -18,7 +18,7 @@ import json
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,7 +26,7 @@ import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from .tables import UTCDateTime
+from .tables import UTCDateTime, aware_utc, naive_utc
 
 __all__ = ["HotSQL", "PostgresDriver", "SQLiteDriver", "Select"]
 
@@ -37,20 +37,8 @@ Convert = Callable[[Any], Any]
 
 # Values in and out, by column type
 
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def _sqlite_datetime(value: datetime) -> str:
-    return _naive_utc(value).strftime(SQLITE_DATETIME)
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    return naive_utc(value).strftime(SQLITE_DATETIME)
 
 
 def _nullable(convert: Convert) -> Convert:
@@ -59,7 +47,7 @@ def _nullable(convert: Convert) -> Convert:
 
 def _encoder(column: sa.Column[Any], sqlite: bool) -> Convert | None:
     if isinstance(column.type, UTCDateTime):
-        return _nullable(_sqlite_datetime if sqlite else _naive_utc)
+        return _nullable(_sqlite_datetime if sqlite else naive_utc)
     if isinstance(column.type, sa.JSON):
         return json.dumps  # None becomes JSON null, as SQLAlchemy stores it
     return None
@@ -67,7 +55,7 @@ def _encoder(column: sa.Column[Any], sqlite: bool) -> Convert | None:
 
 def _decoder(column: sa.Column[Any]) -> Convert | None:
     if isinstance(column.type, UTCDateTime):
-        return _nullable(_aware)
+        return _nullable(aware_utc)
     if isinstance(column.type, sa.JSON):
         return _nullable(json.loads)
     return None
@@ -85,10 +73,9 @@ class _Columns:
         self.names = [c.name for c in columns]
         self.decoders = [_decoder(c) for c in columns]
         self.sql = ", ".join(f"{alias}.{c.name}" for c in columns)
-        self.key = self.names[0]  # NULL only when an outer join found no row
 
     def decode(self, values: Sequence[Any]) -> SimpleNamespace | None:
-        if values[0] is None:
+        if values[0] is None:  # the first column is NULL only when an outer join found no row
             return None
         return SimpleNamespace(**{name: value if decode is None else decode(value) for name, decode, value
                                   in zip(self.names, self.decoders, values, strict=True)})

@@ -241,13 +241,11 @@ class SQLStore:
         self._user_by_id = hot.select(u, [("id", "=")])
         self._live_session = hot.select(t.sessions, [("session_hash", "="), ("expires_at", ">")])
         self._consent = hot.select(t.consents, [("user_id", "="), ("client_id", "=")])
-        grant_revoked = [(g, "g", "g.grant_id = t.grant_id", ["revoked_at"])]
-        self._access_token_by = {key: hot.select(t.access_tokens, [(key, "=")], grant_revoked)
-                                 for key in ("jti", "token_hash")}
-        owners = [*grant_revoked, (t.clients, "c", "c.client_id = t.client_id", ["client_id", "created_at"]),
+        owners = [(g, "g", "g.grant_id = t.grant_id", ["grant_id", "revoked_at"]),
+                  (t.clients, "c", "c.client_id = t.client_id", ["client_id", "created_at"]),
                   (u, "u", "u.id = t.user_id", None)]
-        self._access_token_with_owners_by = {key: hot.select(t.access_tokens, [(key, "=")], owners)
-                                             for key in ("jti", "token_hash")}
+        self._access_token_by = {key: hot.select(t.access_tokens, [(key, "=")], owners)
+                                 for key in ("jti", "token_hash")}
         self._refresh_family = hot.select(t.refresh_tokens, [("token_hash", "=")], with_grant)
         self._code_family = hot.select(t.authorization_codes, [("code_hash", "=")], with_grant)
 
@@ -558,25 +556,22 @@ class SQLStore:
 
     async def get_access_token(self, *, jti: str | None = None,
                                token_hash: str | None = None) -> AccessTokenRecord | None:
-        found = await self._find_access_token(self._access_token_by, jti, token_hash)
-        return _access_token(*found) if found else None
+        found = await self.get_access_token_with_owners(jti=jti, token_hash=token_hash)
+        return found[0] if found else None
 
     async def get_access_token_with_owners(
             self, *, jti: str | None = None, token_hash: str | None = None,
     ) -> tuple[AccessTokenRecord, datetime | None, User | None] | None:
-        found = await self._find_access_token(self._access_token_with_owners_by, jti, token_hash)
+        if jti is not None:
+            found = await self._hot.one(self._access_token_by["jti"], jti)
+        elif token_hash is not None:
+            found = await self._hot.one(self._access_token_by["token_hash"], token_hash)
+        else:
+            return None  # `token_hash IS NULL` would match every JWT row
         if found is None:
             return None
         token, grant, client, user = found
         return _access_token(token, grant), client.created_at if client else None, _user(user) if user else None
-
-    async def _find_access_token(self, queries: dict[str, Any], jti: str | None,
-                                 token_hash: str | None) -> list[Any] | None:
-        if jti is not None:
-            return await self._hot.one(queries["jti"], jti)
-        if token_hash is not None:
-            return await self._hot.one(queries["token_hash"], token_hash)
-        return None  # `token_hash IS NULL` would match every JWT row
 
     async def revoke_access_token(self, token: AccessTokenRecord, now: datetime) -> None:
         """Mark a recorded token revoked, or add an unrecorded JWT to the denylist until it expires."""

@@ -11,6 +11,20 @@ from sqlalchemy.engine import Dialect
 metadata = sa.MetaData()
 
 
+def naive_utc(value: datetime) -> datetime:
+    """How a datetime is stored: naive, in UTC (a naive one given is refused, its zone unknown)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def aware_utc(value: Any) -> datetime:
+    """A stored datetime (or SQLite's text of one) back as timezone-aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Stored as naive UTC in every database, returned timezone-aware."""
 
@@ -18,18 +32,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):  # defensive: SQLite without declared type affinity
-            value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return None if value is None else aware_utc(value)
 
 
 clients = sa.Table(
