@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
@@ -110,10 +111,15 @@ def _json_b64(obj: Mapping[str, Any]) -> str:
     return b64url(_encode_json(obj).encode())
 
 
+@lru_cache(maxsize=64)
+def _encoded_header(alg: str, typ: str, kid: str | None) -> str:
+    """A key's header is the same on every token it signs: encoded once."""
+    return _json_b64({"alg": alg, "typ": typ, "kid": kid} if kid is not None else {"alg": alg, "typ": typ})
+
+
 def sign(claims: Mapping[str, Any], key: PrivateKey, alg: str, kid: str | None, typ: str = "JWT") -> str:
     """A compact JWS; without a `kid` the verifier must try its keys for `alg` (RFC 7515 §4.1.4)."""
-    header = {"alg": alg, "typ": typ, "kid": kid} if kid is not None else {"alg": alg, "typ": typ}
-    signing_input = f"{_json_b64(header)}.{_json_b64(claims)}"
+    signing_input = f"{_encoded_header(alg, typ, kid)}.{_json_b64(claims)}"
     data = signing_input.encode("ascii")
     if alg == "RS256" and isinstance(key, rsa.RSAPrivateKey):
         signature = key.sign(data, _PKCS1, _SHA256)

@@ -42,9 +42,34 @@ def json_bytes(body: Mapping[str, Any]) -> bytes:
     return _encode_json(body).encode()
 
 
+class _JSONResponse(Response):
+    """A JSON response whose headers but Content-Length were encoded beforehand: most of the headers
+    of a token or UserInfo response are the same on every one."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: bytes, status_code: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = content
+        self.raw_headers = [*raw_headers, (b"content-length", str(len(content)).encode())]
+
+
+def _raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """As Starlette encodes them, with the Content-Type of JSON."""
+    return [(b"content-type", b"application/json"),
+            *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items())]
+
+
+_RAW_NO_STORE = _raw_headers(NO_STORE)
+_RAW_NO_STORE_CORS = _raw_headers({**NO_STORE, **CORS_HEADERS})
+
+
 def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None,
                   cache: bool = False) -> Response:
     content = json_bytes(body)
+    if not cache and (headers is None or headers is CORS_HEADERS):
+        return _JSONResponse(content, status, _RAW_NO_STORE if headers is None else _RAW_NO_STORE_CORS)
     all_headers = {**({} if cache else NO_STORE), **(headers or {})}
     return Response(content, status_code=status, headers=all_headers, media_type="application/json")
 
