@@ -133,8 +133,8 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         app.state.provider = built
         # What is loaded by now (modules, settings, keys) lives as long as the process: out of the
         # cycle collector's reach, a full collection walks only what came after. Unfrozen, each walked
-        # it all, stalling every request in flight for ~50 ms, some times a second under load (requests
-        # in flight across loop turns are promoted to the old generation and make full collections due).
+        # it all, stalling every request in flight for ~50 ms, several times a second under load
+        # (requests in flight across loop turns reach the old generation and make full collections due).
         gc.collect()
         gc.freeze()
         refresher = asyncio.create_task(_background(built))

@@ -153,3 +153,38 @@ async def test_when_sqlite_abandons_the_transaction_every_answer_matches_what_is
         assert "after" in _keys(path)
     finally:
         await driver.close()
+
+
+async def test_a_failed_commit_whose_rollback_fails_too_leaves_no_caller_waiting_and_no_write_behind(
+        path: str) -> None:
+    # SQLite's authorizer refuses COMMIT and ROLLBACK, as a broken disk or connection might: the batch's
+    # transaction can neither end nor be undone on that connection.
+    refused = {"COMMIT", "ROLLBACK"}
+
+    def refusing(conn: sqlite3.Connection) -> None:
+        _wal(conn)
+        conn.set_authorizer(lambda action, operation, *_: sqlite3.SQLITE_DENY
+                            if action == sqlite3.SQLITE_TRANSACTION and operation in refused else sqlite3.SQLITE_OK)
+
+    driver = SQLiteDriver(path, refusing)
+    try:
+        results = await asyncio.wait_for(asyncio.gather(
+            *(driver.transaction([(INSERT, (key, "n"))], guarded=False) for key in ("a", "b")),
+            return_exceptions=True), timeout=5)
+        assert all(isinstance(result, sqlite3.Error) for result in results), results
+        refused.clear()
+        assert _keys(path) == set()
+        # The transaction left open was dropped with its connection: later writes are committed.
+        assert await driver.transaction([(INSERT, ("after", "n"))], guarded=False) is True
+        assert _keys(path) == {"after"}
+    finally:
+        await driver.close()
+
+
+async def test_writes_queued_when_the_driver_closes_are_committed(path: str) -> None:
+    driver = SQLiteDriver(path, _wal)
+    last = asyncio.create_task(driver.transaction([(INSERT, ("last", "n"))], guarded=False))
+    await asyncio.sleep(0)  # queued, its commit not yet run
+    await driver.close()
+    assert await last is True
+    assert _keys(path) == {"last"}

@@ -326,9 +326,14 @@ class SQLiteDriver:
     """
 
     def __init__(self, path: str, prepare: Callable[[sqlite3.Connection], None]) -> None:
-        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        prepare(self._conn)
+        self._path, self._prepare = path, prepare
+        self._conn = self._connect()
         self._pending: list[_Write] = []
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._prepare(conn)
+        return conn
 
     async def fetchrow(self, sql: str, args: Sequence[Any]) -> Sequence[Any] | None:
         # fetchall, not fetchone: the statement runs to its end, so no read transaction stays open.
@@ -338,7 +343,7 @@ class SQLiteDriver:
     async def transaction(self, statements: Sequence[Statement], *, guarded: bool) -> bool:
         """Run the statements atomically, committed when this returns; when `guarded` and the first
         changes no row, write nothing and answer False. A caller cancelled before its turn writes
-        nothing."""
+        nothing; one cancelled later may have written (as with any database)."""
         loop = asyncio.get_running_loop()
         if not self._pending:
             loop.call_soon(self._commit_pending)
@@ -349,12 +354,22 @@ class SQLiteDriver:
     def _commit_pending(self) -> None:
         writes = [w for w in self._pending if not w.answer.done()]  # done: its caller was cancelled
         self._pending = []
-        if len(writes) == 1 and len(writes[0].statements) == 1:
-            # A statement is a transaction of its own: no BEGIN and COMMIT.
-            self._answer(writes, [self._run_one(writes[0])])
+        if not writes:
             return
-        if writes:
-            self._answer(writes, self._run_together(writes))
+        try:
+            if len(writes) == 1 and len(writes[0].statements) == 1:
+                # A statement is a transaction of its own: no BEGIN and COMMIT.
+                self._answer(writes, [self._run_one(writes[0])])
+            else:
+                self._answer(writes, self._run_together(writes))
+        finally:
+            # Whatever went wrong (a ROLLBACK that failed too, an interrupt), no caller waits forever,
+            # and no transaction stays open to hold the write lock and take later writes along with it.
+            unanswered = [w for w in writes if not w.answer.done()]
+            self._answer(unanswered, [sqlite3.OperationalError("the write was not committed")] * len(unanswered))
+            if self._conn.in_transaction:
+                self._conn.close()  # which rolls the transaction back
+                self._conn = self._connect()
 
     def _run_together(self, writes: list[_Write]) -> list[bool | Exception]:
         conn = self._conn
@@ -371,12 +386,9 @@ class SQLiteDriver:
                     error = failed if isinstance(failed, Exception) else sqlite3.OperationalError("rolled back")
                     return [error] * len(writes)
             conn.execute("COMMIT")
-        except BaseException as exc:
+        except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if not isinstance(exc, Exception):
-                self._answer(writes, [sqlite3.OperationalError("interrupted")] * len(writes))
-                raise
             return [exc] * len(writes)
         return results
 
@@ -414,4 +426,5 @@ class SQLiteDriver:
                 write.answer.set_result(result)
 
     async def close(self) -> None:
+        self._commit_pending()  # writes already queued are carried out, not dropped
         self._conn.close()
