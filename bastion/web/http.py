@@ -56,9 +56,9 @@ class _JSONResponse(Response):
 
 
 def _raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    """As Starlette encodes them, with the Content-Type of JSON."""
-    return [(b"content-type", b"application/json"),
-            *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items())]
+    """Encoded by Starlette itself, once, but for the Content-Length that differs per response."""
+    encoded = Response(headers=headers, media_type=_JSONResponse.media_type).raw_headers
+    return [(name, value) for name, value in encoded if name != b"content-length"]
 
 
 _RAW_NO_STORE = _raw_headers(NO_STORE)
@@ -139,7 +139,6 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
         return form_pairs(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The request body is not valid form data") from None
-
 
 
 def form_pairs(text: str) -> list[tuple[str, str]]:
